@@ -1,0 +1,1 @@
+"""senflow's domain: the SEN Code of Practice rules, pure (stdlib and transitions only)."""

@@ -1,0 +1,157 @@
+"""What people ask a journey to do: one dataclass per action, reply and start.
+
+The same classes are the Temporal update/signal payloads, so field names are stable API.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+
+from domain.model import (
+    Actor,
+    CloseReason,
+    JourneyState,
+    ParentReply,
+    ReviewOutcome,
+    SpecialistKind,
+    Stage,
+    Target,
+    TargetProgress,
+    Trigger,
+)
+from domain.policy import Policy
+
+#: Opaque references only: a school's pupil reference, never a name or UPN.
+OPAQUE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+MAX_TEXT = 4000
+
+
+class Refused(Exception):
+    """A school action the rules do not allow. The message is shown to the person who asked."""
+
+
+def check_opaque_id(value: str, what: str) -> None:
+    if not isinstance(value, str) or not OPAQUE_ID.match(value):
+        raise Refused(
+            f"{what} must be an opaque reference (letters, digits, '.', '_' or '-', "
+            f"at most 64 characters), got {value!r:.80}"
+        )
+
+
+@dataclass
+class IepInput:
+    targets: list[Target]
+    strategies: list[str]
+    provision: list[str]
+    responsible: list[str]
+    review_date: date | None = None  # None: the policy's interval from today
+
+
+@dataclass
+class StartJourneyInput:
+    pupil_id: str
+    school_id: str
+    senco_id: str
+    parent_ids: list[str]
+    actor: Actor
+    concern: str
+    policy: Policy = field(default_factory=Policy)
+    #: Computed by the caller from the date of birth, which never enters Temporal.
+    compulsory_school_age_date: date | None = None
+
+
+@dataclass
+class PupilJourneyInput:
+    start: StartJourneyInput
+    carried: JourneyState | None = None  # set by continue-as-new
+
+
+@dataclass
+class OpenSchoolActionInput:
+    actor: Actor
+    triggers: list[Trigger]
+    evidence: str
+    iep: IepInput
+
+
+@dataclass
+class RecordNoteInput:
+    actor: Actor
+    note: str
+
+
+@dataclass
+class RecordReviewInput:
+    actor: Actor
+    outcome: ReviewOutcome
+    progress: list[TargetProgress]
+    notes: str
+    new_iep: IepInput | None = None
+    triggers: list[Trigger] = field(default_factory=list)
+    close_reason: CloseReason | None = None
+
+
+@dataclass
+class EscalateInput:
+    actor: Actor
+    triggers: list[Trigger]
+    evidence: str
+    iep: IepInput
+
+
+@dataclass
+class ReferInput:
+    actor: Actor
+    kind: SpecialistKind
+    specialist_id: str
+    question: str
+
+
+@dataclass
+class RequestStatutoryAssessmentInput:
+    actor: Actor
+    evidence: str
+
+
+@dataclass
+class StepDownInput:
+    actor: Actor
+    reason: str
+    iep: IepInput | None = None
+
+
+@dataclass
+class CloseInput:
+    actor: Actor
+    close_reason: CloseReason
+    reason: str
+
+
+@dataclass
+class AssessmentCompletedInput:
+    reply_id: str
+    referral_id: str
+    actor: Actor
+    summary: str
+    recommendations: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ParentRespondedInput:
+    reply_id: str
+    consultation_id: str
+    parent_id: str
+    reply: ParentReply
+    comments: str = ""
+
+
+@dataclass
+class ActionResult:
+    step: int
+    stage: Stage
+    stage_label: str
+    phase: str
+    summary: str
+    ref: str | None = None
