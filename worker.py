@@ -1,0 +1,70 @@
+"""The composition root: settings, logging, client, activities and the Temporal worker."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from datetime import timedelta
+
+import structlog
+from temporalio.client import Client
+from temporalio.worker import PollerBehaviorAutoscaling, Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from activities.notices import Notifier
+from settings import Settings, configure_logging, connect
+from workflows.pupil_journey import PupilJourney
+
+log = structlog.get_logger("senflow.worker")
+
+#: Pure modules shared with the sandbox instead of re-imported per workflow run (DESIGN.md:
+#: faster and smaller), and the logger the activities module imports.
+PASSTHROUGH = ("domain", "transitions", "structlog")
+
+
+def workflow_runner() -> SandboxedWorkflowRunner:
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
+    )
+
+
+def build_worker(client: Client, settings: Settings) -> Worker:
+    notifier = Notifier(settings.outbox_dir, settings.mail_domain, settings.mail_sender)
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=[PupilJourney],
+        activities=[notifier.send_notice],
+        workflow_runner=workflow_runner(),
+        workflow_task_poller_behavior=PollerBehaviorAutoscaling(),
+        graceful_shutdown_timeout=timedelta(seconds=10),
+    )
+
+
+async def run_worker(settings: Settings) -> None:
+    client = await connect(settings)
+    worker = build_worker(client, settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    log.info(
+        "worker_started",
+        task_queue=settings.task_queue,
+        namespace=settings.namespace,
+        address=settings.temporal_address,
+    )
+    async with worker:
+        await stop.wait()
+        log.info("worker_stopping")
+    log.info("worker_stopped")
+
+
+def main() -> None:
+    settings = Settings.from_env()
+    configure_logging(settings.log_format)
+    asyncio.run(run_worker(settings))
+
+
+if __name__ == "__main__":
+    main()

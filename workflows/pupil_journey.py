@@ -1,0 +1,334 @@
+"""PupilJourney: one durable workflow per pupil, for years.
+
+Determinism: everything that decides lives in ``domain`` (pure, passed through the sandbox);
+this module only turns Temporal messages into domain calls, sleeps until the domain's next
+wake-up, and delivers the notices the domain queued. Changes here must keep replaying the
+histories in tests/histories/ (gate behaviour changes behind ``workflow.patched``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from temporalio import workflow
+from temporalio.common import RawValue, RetryPolicy, SearchAttributeUpdate
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.notices import Notifier, SendNoticeInput
+    from domain.commands import (
+        ActionResult,
+        AssessmentCompletedInput,
+        CloseInput,
+        EscalateInput,
+        OpenSchoolActionInput,
+        ParentRespondedInput,
+        PupilJourneyInput,
+        RecordNoteInput,
+        RecordReviewInput,
+        ReferInput,
+        Refused,
+        RequestStatutoryAssessmentInput,
+        StepDownInput,
+        check_opaque_id,
+    )
+    from domain.journey import Journey
+    from domain.model import Actor, JourneyState, Role, Stage, TimelineEntry
+    from domain.policy import school_year_start
+    from workflows.search_attributes import SEN_NEXT_REVIEW, SEN_OVERDUE, SEN_SCHOOL, SEN_STAGE
+
+C = TypeVar("C")
+
+NOTICE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=5)
+)
+UNKNOWN_SENDER = Actor(id="unknown", role=Role.SYSTEM)
+MAX_REMEMBERED_REPLIES = 1000
+
+
+def workflow_id(pupil_id: str) -> str:
+    return f"pupil-{pupil_id}"
+
+
+@workflow.defn
+class PupilJourney:
+    """A pupil's SEN journey from first concern to closure.
+
+    Updates (school actions; a refused one returns the reason and leaves no history event):
+        open_school_action, record_note, record_review, escalate, refer,
+        request_statutory_assessment, step_down, close
+    Signals (replies from outside the school; never fail the workflow, bad ones are recorded
+    as rejected): assessment_completed, parent_responded
+    Queries: state -> JourneyState, timeline -> list[TimelineEntry]
+    Timers: review reminder / due / overdue, consultation reminder / deadline, referral chase,
+    compulsory school age, the school-year boundary (continue-as-new).
+    """
+
+    @workflow.init
+    def __init__(self, input: PupilJourneyInput) -> None:
+        self._start_error: str | None = None
+        if input.carried is not None:
+            self._journey = Journey(input.carried)
+        else:
+            try:
+                self._journey = Journey.begin(input.start, workflow.now())
+            except Refused as err:  # the CLI checks first; a raw client may not
+                self._start_error = str(err)
+                self._journey = Journey.begin(_placeholder(input), workflow.now())
+        self._version = 0
+        self._published: tuple[Any, ...] | None = None
+
+    @property
+    def _state(self) -> JourneyState:
+        return self._journey.state
+
+    @workflow.run
+    async def run(self, input: PupilJourneyInput) -> JourneyState:
+        if self._start_error is not None:
+            raise ApplicationError(self._start_error, type="Refused", non_retryable=True)
+        self._publish()
+        pump = asyncio.create_task(self._deliver_notices())
+        year = school_year_start(workflow.now(), self._state.policy)
+        while self._state.stage is not Stage.CLOSED:
+            await self._sleep_until_something_changes(year)
+            if self._journey.on_time(workflow.now()):
+                self._changed()
+            if self._journey.is_open() and self._should_continue_as_new(year):
+                await workflow.wait_condition(
+                    lambda: workflow.all_handlers_finished() and not self._state.outbox
+                )
+                pump.cancel()
+                self._state.runs += 1
+                workflow.continue_as_new(PupilJourneyInput(start=input.start, carried=self._state))
+        await workflow.wait_condition(
+            lambda: workflow.all_handlers_finished() and not self._state.outbox
+        )
+        pump.cancel()
+        return self._state
+
+    async def _sleep_until_something_changes(self, year: Any) -> None:
+        now = workflow.now()
+        wakeups = [self._next_school_year(year)]
+        domain_wakeup = self._journey.next_wakeup()
+        if domain_wakeup is not None:
+            wakeups.append(domain_wakeup)
+        timeout = min(wakeups) - now
+        if timeout <= timedelta(0):
+            return
+        seen = self._version
+        try:
+            await workflow.wait_condition(lambda: self._version != seen, timeout=timeout)
+        except TimeoutError:
+            pass
+
+    def _next_school_year(self, year: Any) -> datetime:
+        policy = self._state.policy
+        return policy.due_instant(year.replace(year=year.year + 1))
+
+    def _should_continue_as_new(self, year: Any) -> bool:
+        if workflow.info().is_continue_as_new_suggested():
+            return True
+        # A new school year starts a new run: histories stay short and each year replays alone.
+        return workflow.now() >= self._next_school_year(year)
+
+    async def _deliver_notices(self) -> None:
+        wf_id = workflow.info().workflow_id
+        while True:
+            await workflow.wait_condition(lambda: bool(self._state.outbox))
+            notice = self._state.outbox[0]
+            await workflow.execute_activity_method(
+                Notifier.send_notice,
+                SendNoticeInput(workflow_id=wf_id, notice=notice),
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=NOTICE_RETRY,
+                summary=notice.kind,
+            )
+            self._state.outbox.pop(0)
+
+    # -- bookkeeping ------------------------------------------------------------------------
+
+    def _changed(self) -> None:
+        self._version += 1
+        self._publish()
+
+    def _publish(self) -> None:
+        """Keep search attributes and memo current. Each change emits a command, so a replay
+        that diverges in the domain (a changed guard) fails loudly instead of silently."""
+        s = self._state
+        current = (s.stage, s.school_id, s.review_due_at, s.overdue, s.machine_state, s.step)
+        if current == self._published:
+            return
+        previous, self._published = self._published, current
+        if previous is None or previous[:4] != current[:4]:
+            updates: list[SearchAttributeUpdate[Any]] = [
+                SEN_STAGE.value_set(s.stage.value),
+                SEN_SCHOOL.value_set(s.school_id),
+                SEN_OVERDUE.value_set(s.overdue),
+                SEN_NEXT_REVIEW.value_set(s.review_due_at)
+                if s.review_due_at is not None
+                else SEN_NEXT_REVIEW.value_unset(),
+            ]
+            workflow.upsert_search_attributes(updates)
+        workflow.upsert_memo({"machine_state": s.machine_state, "step": s.step})
+
+    def _act(self, action: Callable[[C, datetime], ActionResult], cmd: C) -> ActionResult:
+        try:
+            result = action(cmd, workflow.now())
+        except Refused as err:
+            # The validator passed moments ago at the same state, so this is rare; fail the
+            # update only (an ApplicationError never fails the workflow task).
+            raise ApplicationError(str(err), type="Refused", non_retryable=True) from None
+        self._changed()
+        return result
+
+    def _validate(self, trigger: str, cmd: object) -> None:
+        self._journey.check(trigger, cmd, workflow.now())
+
+    # -- school actions: updates with validators -------------------------------------------
+
+    @workflow.update
+    def open_school_action(self, cmd: OpenSchoolActionInput) -> ActionResult:
+        return self._act(self._journey.open_school_action, cmd)
+
+    @open_school_action.validator
+    def _check_open_school_action(self, cmd: OpenSchoolActionInput) -> None:
+        self._validate("open_school_action", cmd)
+
+    @workflow.update
+    def record_note(self, cmd: RecordNoteInput) -> ActionResult:
+        return self._act(self._journey.record_note, cmd)
+
+    @record_note.validator
+    def _check_record_note(self, cmd: RecordNoteInput) -> None:
+        self._validate("record_note", cmd)
+
+    @workflow.update
+    def record_review(self, cmd: RecordReviewInput) -> ActionResult:
+        return self._act(self._journey.record_review, cmd)
+
+    @record_review.validator
+    def _check_record_review(self, cmd: RecordReviewInput) -> None:
+        self._validate("record_review", cmd)
+
+    @workflow.update
+    def escalate(self, cmd: EscalateInput) -> ActionResult:
+        return self._act(self._journey.escalate, cmd)
+
+    @escalate.validator
+    def _check_escalate(self, cmd: EscalateInput) -> None:
+        self._validate("escalate", cmd)
+
+    @workflow.update
+    def refer(self, cmd: ReferInput) -> ActionResult:
+        return self._act(self._journey.refer, cmd)
+
+    @refer.validator
+    def _check_refer(self, cmd: ReferInput) -> None:
+        self._validate("refer", cmd)
+
+    @workflow.update
+    def request_statutory_assessment(self, cmd: RequestStatutoryAssessmentInput) -> ActionResult:
+        return self._act(self._journey.request_statutory_assessment, cmd)
+
+    @request_statutory_assessment.validator
+    def _check_request_statutory_assessment(self, cmd: RequestStatutoryAssessmentInput) -> None:
+        self._validate("request_statutory_assessment", cmd)
+
+    @workflow.update
+    def step_down(self, cmd: StepDownInput) -> ActionResult:
+        return self._act(self._journey.step_down, cmd)
+
+    @step_down.validator
+    def _check_step_down(self, cmd: StepDownInput) -> None:
+        self._validate("step_down", cmd)
+
+    @workflow.update
+    def close(self, cmd: CloseInput) -> ActionResult:
+        return self._act(self._journey.close, cmd)
+
+    @close.validator
+    def _check_close(self, cmd: CloseInput) -> None:
+        self._validate("close", cmd)
+
+    # -- replies: signals that record, never raise ------------------------------------------
+
+    @workflow.signal
+    def assessment_completed(self, raw: RawValue) -> None:
+        cmd = self._decode("assessment_completed", raw, AssessmentCompletedInput)
+        if cmd is not None:
+            self._reply(
+                "assessment_completed",
+                cmd.reply_id,
+                cmd.actor,
+                lambda: self._journey.complete_assessment(cmd, workflow.now()),
+            )
+
+    @workflow.signal
+    def parent_responded(self, raw: RawValue) -> None:
+        cmd = self._decode("parent_responded", raw, ParentRespondedInput)
+        if cmd is not None:
+            self._reply(
+                "parent_responded",
+                cmd.reply_id,
+                Actor(id=cmd.parent_id, role=Role.PARENT),
+                lambda: self._journey.parent_responded(cmd, workflow.now()),
+            )
+
+    def _decode(self, name: str, raw: RawValue, cls: type[C]) -> C | None:
+        try:
+            value = workflow.payload_converter().from_payload(raw.payload, cls)
+            if not isinstance(value, cls):
+                raise TypeError(f"expected an object of {cls.__name__}")
+            return value
+        except Exception as err:  # malformed payload: record it, never fail the task
+            self._reject(name, f"malformed message: {type(err).__name__}", UNKNOWN_SENDER)
+            return None
+
+    def _reply(self, name: str, reply_id: str, actor: Actor, apply: Callable[[], object]) -> None:
+        try:
+            check_opaque_id(reply_id, "reply id")
+            if reply_id in self._state.processed_reply_ids:
+                return  # the same reply delivered twice (e.g. a client retry): already applied
+            apply()
+        except Refused as err:
+            self._reject(name, str(err), actor if isinstance(actor, Actor) else UNKNOWN_SENDER)
+            return
+        except Exception as err:  # never let a reply fail the workflow task
+            self._reject(name, f"could not apply: {type(err).__name__}", UNKNOWN_SENDER)
+            return
+        self._state.processed_reply_ids.append(reply_id)
+        del self._state.processed_reply_ids[:-MAX_REMEMBERED_REPLIES]
+        self._changed()
+
+    def _reject(self, name: str, reason: str, actor: Actor) -> None:
+        self._journey.reject_message(workflow.now(), name, reason, actor)
+        workflow.logger.warning("rejected a %s message", name)  # the reason may quote input
+        self._changed()
+
+    # -- queries ----------------------------------------------------------------------------
+
+    @workflow.query
+    def state(self) -> JourneyState:
+        return self._state
+
+    @workflow.query
+    def timeline(self) -> list[TimelineEntry]:
+        return self._state.timeline
+
+
+def _placeholder(input: PupilJourneyInput) -> Any:
+    """A minimal valid start, so a refused start can fail the workflow cleanly in ``run``."""
+    from dataclasses import replace
+
+    return replace(
+        input.start,
+        pupil_id="refused",
+        school_id="refused",
+        senco_id="refused",
+        parent_ids=["refused"],
+        actor=Actor(id="refused", role=Role.SENCO),
+        concern="refused",
+    )
