@@ -19,7 +19,6 @@ from typing import Any
 
 from temporalio.client import (
     Client,
-    WorkflowFailureError,
     WorkflowUpdateFailedError,
 )
 from temporalio.common import (
@@ -28,7 +27,7 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain.commands import (
@@ -214,10 +213,10 @@ async def _query_state(handle: Any) -> JourneyState:
         raise _translate(err, handle.id.removeprefix("pupil-")) from None
 
 
-def _cause_message(err: WorkflowUpdateFailedError | WorkflowFailureError) -> str:
+def _cause_message(err: WorkflowUpdateFailedError) -> str:
     cause = err.cause
-    while cause is not None and getattr(cause, "cause", None) is not None and not str(cause):
-        cause = cause.cause
+    if isinstance(cause, ApplicationError):
+        return cause.message  # the domain's reason, without the exception type's name
     return str(cause) if cause is not None else str(err)
 
 

@@ -167,10 +167,11 @@ class PupilJourney:
                 SEN_STAGE.value_set(s.stage.value),
                 SEN_SCHOOL.value_set(s.school_id),
                 SEN_OVERDUE.value_set(s.overdue),
-                SEN_NEXT_REVIEW.value_set(s.review_due_at)
-                if s.review_due_at is not None
-                else SEN_NEXT_REVIEW.value_unset(),
             ]
+            if s.review_due_at is not None:
+                updates.append(SEN_NEXT_REVIEW.value_set(s.review_due_at))
+            elif previous is not None and previous[2] is not None:
+                updates.append(SEN_NEXT_REVIEW.value_unset())  # never unset what was never set
             workflow.upsert_search_attributes(updates)
         workflow.upsert_memo({"machine_state": s.machine_state, "step": s.step})
 

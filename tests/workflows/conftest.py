@@ -1,16 +1,28 @@
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest_asyncio
-from temporalio.client import Client
+from temporalio.client import (
+    Client,
+    Interceptor,
+    OutboundInterceptor,
+    StartWorkflowInput,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+)
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
+from domain.model import JourneyState
 from settings import Settings
 from worker import build_worker
+from workflows.pupil_journey import PupilJourney
 
 
 @dataclass
@@ -19,12 +31,50 @@ class Running:
     client: Client
     settings: Settings
     outbox: Path
+    started: list[str] = field(default_factory=list)
+
+
+class _RecordStarts(Interceptor):
+    """Remembers every workflow a test starts, so teardown can terminate them."""
+
+    def __init__(self, started: list[str]) -> None:
+        self.started = started
+
+    def intercept_client(self, next: OutboundInterceptor) -> OutboundInterceptor:
+        started = self.started
+
+        class Outbound(OutboundInterceptor):
+            async def start_workflow(self, input: StartWorkflowInput) -> WorkflowHandle[Any, Any]:
+                started.append(input.id)
+                return await super().start_workflow(input)
+
+        return Outbound(next)
 
 
 async def _running(env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Running]:
     settings = Settings(task_queue=f"tq-{uuid.uuid4()}", outbox_dir=tmp_path / "outbox")
-    async with build_worker(env.client, settings):
-        yield Running(env, env.client, settings, settings.outbox_dir)
+    started: list[str] = []
+    config = env.client.config()
+    config["interceptors"] = [_RecordStarts(started)]
+    client = Client(**config)
+    async with build_worker(client, settings):
+        yield Running(env, client, settings, settings.outbox_dir, started)
+        # Terminate while the worker still runs: journeys (or activities) left behind without
+        # a worker hold up the time-skipping server's clock for every later test.
+        # An activity still in flight when its journey is terminated holds the clock too
+        # (measured), so let each journey deliver its notices first.
+        for workflow_id in set(started):
+            handle = client.get_workflow_handle(workflow_id)
+            try:
+                for _ in range(100):
+                    if not (
+                        await handle.query(PupilJourney.state, result_type=JourneyState)
+                    ).outbox:
+                        break
+                    await asyncio.sleep(0.05)
+                await handle.terminate("test finished")
+            except (RPCError, WorkflowQueryFailedError):
+                pass  # already closed
 
 
 @pytest_asyncio.fixture(loop_scope="session")

@@ -1,0 +1,293 @@
+"""PupilJourney on the time-skipping server: timers, refusals, bad replies, starts, labels."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+
+import pytest
+from journeys import (
+    PARENTS,
+    SENCO,
+    TEACHER,
+    iep,
+    new_pupil,
+    parent_reply,
+    progress,
+    start_cmd,
+    state_of,
+    until_delivered,
+)
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowUpdateFailedError
+
+import starter
+from domain.commands import (
+    EscalateInput,
+    OpenSchoolActionInput,
+    RecordNoteInput,
+    RecordReviewInput,
+    Refused,
+)
+from domain.model import (
+    Actor,
+    ConsultationStatus,
+    EntryKind,
+    ParentReply,
+    Phase,
+    ReviewOutcome,
+    Role,
+    Stage,
+    Trigger,
+)
+from domain.policy import Policy
+from workflows.pupil_journey import PupilJourney
+from workflows.search_attributes import SEN_OVERDUE, SEN_STAGE
+
+
+async def open_school_action(ts, pupil: str, **start_kw: object) -> None:
+    await starter.start_journey(ts.client, ts.settings, start_cmd(pupil, **start_kw))
+    await starter.act(
+        ts.client,
+        pupil,
+        "open_school_action",
+        OpenSchoolActionInput(
+            SENCO, [Trigger.SA_PROGRESS], "little progress with targeted teaching", iep()
+        ),
+    )
+
+
+async def server_today(ts) -> date:
+    """The test server's clock has been skipped ahead by earlier tests in the session."""
+    return Policy().local_date(await ts.env.get_current_time())
+
+
+async def event_count(ts, pupil: str) -> int:
+    history = await ts.client.get_workflow_handle(f"pupil-{pupil}").fetch_history()
+    return len(history.events)
+
+
+async def no_failed_workflow_tasks(ts, pupil: str) -> bool:
+    history = await ts.client.get_workflow_handle(f"pupil-{pupil}").fetch_history()
+    return not any(
+        e.event_type is EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED for e in history.events
+    )
+
+
+async def test_an_unreviewed_iep_goes_overdue_and_staff_are_told(ts) -> None:
+    pupil = new_pupil()
+    await open_school_action(ts, pupil)
+    state = await state_of(ts.client, pupil)
+    assert state.next_review_date is not None and not state.overdue
+
+    await ts.env.sleep(timedelta(weeks=13, days=9))
+    state = await until_delivered(ts.client, pupil)
+    assert state.phase is Phase.REVIEW_DUE
+    assert state.overdue
+    described = await ts.client.get_workflow_handle(f"pupil-{pupil}").describe()
+    assert described.typed_search_attributes.get(SEN_OVERDUE) is True
+    kinds = [e.kind for e in state.timeline]
+    assert kinds.index(EntryKind.REVIEW_REMINDER) < kinds.index(EntryKind.REVIEW_DUE)
+    assert kinds.index(EntryKind.REVIEW_DUE) < kinds.index(EntryKind.REVIEW_OVERDUE)
+    overdue_notices = sorted(p.name for p in ts.outbox.glob("*review_overdue*"))
+    assert len(overdue_notices) == 2  # the SENCO and the teacher responsible
+
+    # a review with a new IEP clears the flag and sets the next date
+    await starter.act(
+        ts.client,
+        pupil,
+        "record_review",
+        RecordReviewInput(SENCO, ReviewOutcome.CONTINUE, progress(), "late, but held", iep("new")),
+    )
+    state = await state_of(ts.client, pupil)
+    assert not state.overdue and state.phase is Phase.AWAITING_PARENTS
+    described = await ts.client.get_workflow_handle(f"pupil-{pupil}").describe()
+    assert described.typed_search_attributes.get(SEN_OVERDUE) is False
+
+
+@pytest.mark.parametrize(
+    ("update", "cmd", "reason"),
+    [
+        (
+            "escalate",
+            EscalateInput(SENCO, [Trigger.AP_PROGRESS_LONG], "no progress", iep()),
+            "completed School Action review",
+        ),
+        (
+            "escalate",
+            EscalateInput(SENCO, [Trigger.SA_PROGRESS], "no progress", iep()),
+            "AP-* trigger",
+        ),
+        (
+            "record_review",
+            RecordReviewInput(TEACHER, ReviewOutcome.STEP_DOWN, progress(), "ok"),
+            "only a SENCO",
+        ),
+        (
+            "record_review",
+            RecordReviewInput(SENCO, ReviewOutcome.CONTINUE, progress()[:1], "x", iep()),
+            "once for each",
+        ),
+        (
+            "open_school_action",
+            OpenSchoolActionInput(SENCO, [Trigger.SA_PROGRESS], "x", iep()),
+            "cannot open School Action",
+        ),
+        ("record_note", RecordNoteInput(Actor("mum", Role.PARENT), "hello"), "only a SENCO"),
+    ],
+)
+async def test_a_refused_school_action_gives_the_reason_and_leaves_history_untouched(
+    dev, update: str, cmd: object, reason: str
+) -> None:
+    # On the real dev server: the time-skipping test server has no speculative workflow
+    # tasks, so even a rejected update leaves an empty workflow task in its history.
+    ts = dev
+    pupil = new_pupil()
+    await open_school_action(ts, pupil)
+    state_before = await until_delivered(ts.client, pupil)
+    before = await event_count(ts, pupil)
+
+    with pytest.raises(Refused, match=re.escape(reason)):
+        await starter.act(ts.client, pupil, update, cmd)
+    # the raw client sees the same refusal as an update failure
+    with pytest.raises(WorkflowUpdateFailedError):
+        await ts.client.get_workflow_handle(f"pupil-{pupil}").execute_update(update, cmd)
+
+    assert await event_count(ts, pupil) == before
+    assert await state_of(ts.client, pupil) == state_before
+
+
+async def test_an_iep_review_date_beyond_six_months_is_refused(ts) -> None:
+    pupil = new_pupil()
+    await starter.start_journey(ts.client, ts.settings, start_cmd(pupil))
+    too_late = iep()
+    too_late.review_date = await server_today(ts) + timedelta(days=200)
+    with pytest.raises(Refused, match="at least every 6 months"):
+        await starter.act(
+            ts.client,
+            pupil,
+            "open_school_action",
+            OpenSchoolActionInput(SENCO, [Trigger.SA_PROGRESS], "evidence", too_late),
+        )
+
+
+async def test_malformed_and_out_of_place_replies_are_recorded_as_rejected(ts) -> None:
+    pupil = new_pupil()
+    await open_school_action(ts, pupil)
+    handle = ts.client.get_workflow_handle(f"pupil-{pupil}")
+    await handle.signal("parent_responded", {"nonsense": True})
+    await handle.signal("assessment_completed", "not even an object")
+    await parent_reply(ts.client, pupil, "consultation-999", PARENTS[0], ParentReply.AGREE)
+    await starter.reply(
+        ts.client,
+        pupil,
+        "parent_responded",
+        {
+            "reply_id": "r1",
+            "consultation_id": "consultation-2",
+            "parent_id": PARENTS[0],
+            "reply": "maybe",
+        },
+    )
+
+    state = await state_of(ts.client, pupil)
+    rejected = [e for e in state.timeline if e.kind is EntryKind.REJECTED_MESSAGE]
+    assert len(rejected) == 4
+    assert "no consultation 'consultation-999'" in rejected[2].reason
+    assert state.stage is Stage.SCHOOL_ACTION  # nothing else changed
+    assert all(c.status is ConsultationStatus.OPEN for c in state.consultations)
+    assert await no_failed_workflow_tasks(ts, pupil)
+
+
+async def test_the_same_reply_delivered_twice_is_applied_once(ts) -> None:
+    pupil = new_pupil()
+    await open_school_action(ts, pupil)
+    consultation = (await state_of(ts.client, pupil)).consultations[0].consultation_id
+    payload = {
+        "reply_id": "same-1",
+        "consultation_id": consultation,
+        "parent_id": PARENTS[0],
+        "reply": "disagree",
+        "comments": "we'd like to talk",
+    }
+    await starter.reply(ts.client, pupil, "parent_responded", payload)
+    await starter.reply(ts.client, pupil, "parent_responded", payload)
+    state = await state_of(ts.client, pupil)
+    replies = [e for e in state.timeline if e.kind is EntryKind.PARENT_REPLY]
+    assert len(replies) == 1
+    assert not [e for e in state.timeline if e.kind is EntryKind.REJECTED_MESSAGE]
+
+
+async def test_starting_a_pupil_with_an_open_journey_is_refused(ts) -> None:
+    pupil = new_pupil()
+    await starter.start_journey(ts.client, ts.settings, start_cmd(pupil))
+    handle = ts.client.get_workflow_handle(f"pupil-{pupil}")
+    first_run = (await handle.describe()).run_id
+    await starter.act(ts.client, pupil, "record_note", RecordNoteInput(TEACHER, "first week"))
+    with pytest.raises(Refused, match="already has an open journey"):
+        await starter.start_journey(ts.client, ts.settings, start_cmd(pupil))
+    assert (await handle.describe()).run_id == first_run  # not a second workflow
+    state = await state_of(ts.client, pupil)
+    assert [e.kind for e in state.timeline] == [EntryKind.STARTED, EntryKind.NOTE]
+
+
+async def test_an_early_years_label_changes_at_compulsory_school_age(ts) -> None:
+    pupil = new_pupil()
+    today = await server_today(ts)
+    csa = today + timedelta(days=40)
+    await starter.start_journey(
+        ts.client, ts.settings, start_cmd(pupil, compulsory_school_age_date=csa)
+    )
+    five_months = iep()
+    five_months.review_date = today + timedelta(days=150)
+    with pytest.raises(Refused, match="at least every 4 months"):
+        await starter.act(
+            ts.client,
+            pupil,
+            "open_school_action",
+            OpenSchoolActionInput(SENCO, [Trigger.SA_COMMUNICATION], "speech unclear", five_months),
+        )
+    await starter.act(
+        ts.client,
+        pupil,
+        "open_school_action",
+        OpenSchoolActionInput(SENCO, [Trigger.SA_COMMUNICATION], "speech unclear", iep()),
+    )
+    state = await state_of(ts.client, pupil)
+    assert (state.stage, state.stage_label, state.early_years) == (
+        Stage.SCHOOL_ACTION,
+        "early_years_action",
+        True,
+    )
+
+    await ts.env.sleep(timedelta(days=41))
+    state = await state_of(ts.client, pupil)
+    assert (state.stage, state.stage_label, state.early_years) == (
+        Stage.SCHOOL_ACTION,
+        "school_action",
+        False,
+    )
+    reached = [e for e in state.timeline if e.kind is EntryKind.COMPULSORY_SCHOOL_AGE]
+    assert len(reached) == 1 and str(csa) in reached[0].summary
+    described = await ts.client.get_workflow_handle(f"pupil-{pupil}").describe()
+    assert described.typed_search_attributes.get(SEN_STAGE) == "school_action"
+
+
+async def test_a_closed_journey_finishes_and_can_be_started_again(ts) -> None:
+    pupil = new_pupil()
+    await open_school_action(ts, pupil)
+    await starter.act(
+        ts.client,
+        pupil,
+        "close",
+        starter.CloseInput(
+            SENCO, starter.CloseReason.MOVED_SCHOOL, "family moved to another authority"
+        ),
+    )
+    handle = ts.client.get_workflow_handle_for(PupilJourney.run, f"pupil-{pupil}")
+    final = await handle.result()
+    assert final.stage is Stage.CLOSED and not final.outbox
+    with pytest.raises(starter.NotFound):
+        await starter.act(ts.client, pupil, "record_note", RecordNoteInput(TEACHER, "late note"))
+    await starter.start_journey(ts.client, ts.settings, start_cmd(pupil))
+    assert (await state_of(ts.client, pupil)).stage is Stage.MONITORING
