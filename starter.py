@@ -498,6 +498,8 @@ async def run_command(
     if c == "diagram":
         _out(diagram())
         return 0
+    if c == "start" or c in ACTIONS:
+        _actor(args, parser)  # a usage error is reported before any connection is tried
     try:
         client = await connect(settings)
     except RuntimeError as err:
@@ -580,8 +582,9 @@ def diagram() -> str:
     class Model:
         pass
 
-    machine = GraphMachine(
-        model=Model(),
+    model = Model()
+    GraphMachine(
+        model=model,
         states=list(STATES),
         transitions=TRANSITIONS,
         initial=next(iter(STATES)),
@@ -591,7 +594,7 @@ def diagram() -> str:
         model_attribute="machine_state",
         title="PupilJourney",
     )
-    graph: str = machine.model_graphs[id(machine.models[0])].draw(None)
+    graph: str = model.get_graph().draw(None)  # type: ignore[attr-defined]
     return graph
 
 
