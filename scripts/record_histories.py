@@ -18,13 +18,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from temporalio.api.enums.v1 import EventType  # noqa: E402
+from journeys import PARENTS, two_year_journey  # noqa: E402
+from temporalio.api.enums.v1 import (
+    EventType,  # noqa: E402
+    IndexedValueType,  # noqa: E402
+)
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest  # noqa: E402
-from temporalio.api.enums.v1 import IndexedValueType  # noqa: E402
 from temporalio.testing import WorkflowEnvironment  # noqa: E402
 
 from devserver import SEARCH_ATTRIBUTES, find_binary  # noqa: E402
-from journeys import PARENTS, two_year_journey  # noqa: E402
 from settings import Settings  # noqa: E402
 from worker import build_worker  # noqa: E402
 from workflows.converter import DATA_CONVERTER  # noqa: E402
@@ -46,25 +48,37 @@ async def main() -> None:
             },
         )
     )
-    settings = Settings(task_queue=f"record-{uuid.uuid4()}", outbox_dir=ROOT / ".senflow" / "record-outbox")
+    settings = Settings(
+        task_queue=f"record-{uuid.uuid4()}", outbox_dir=ROOT / ".senflow" / "record-outbox"
+    )
     try:
         async with build_worker(env.client, settings):
             run = await two_year_journey(env, env.client, settings, "golden-1")
             handle = env.client.get_workflow_handle(run.handle.id)
             # a malformed reply and an out-of-place one, so replay covers rejections too
             await handle.signal("parent_responded", {"nonsense": True})
-            await handle.signal("parent_responded", {
-                "reply_id": "late-1", "consultation_id": run.unanswered_consultation,
-                "parent_id": PARENTS[0], "reply": "agree"})
+            await handle.signal(
+                "parent_responded",
+                {
+                    "reply_id": "late-1",
+                    "consultation_id": run.unanswered_consultation,
+                    "parent_id": PARENTS[0],
+                    "reply": "agree",
+                },
+            )
             await handle.query("state")
             run_id = (await handle.describe()).raw_description.workflow_execution_info.first_run_id
             index = 1
             while run_id:
-                history = await env.client.get_workflow_handle(handle.id, run_id=run_id).fetch_history()
+                history = await env.client.get_workflow_handle(
+                    handle.id, run_id=run_id
+                ).fetch_history()
                 last = history.events[-1]
                 if last.event_type is not EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
                     await handle.terminate("recorded")
-                    history = await env.client.get_workflow_handle(handle.id, run_id=run_id).fetch_history()
+                    history = await env.client.get_workflow_handle(
+                        handle.id, run_id=run_id
+                    ).fetch_history()
                 path = OUT / f"two_year_journey_run{index}.json"
                 path.write_text(history.to_json())
                 print(f"wrote {path.relative_to(ROOT)} ({len(history.events)} events)")

@@ -16,8 +16,16 @@ from pathlib import Path
 import pytest
 
 SENFLOW = str(Path(sys.executable).parent / "senflow")
-IEP = ["--target", "read 30 words::reads them in two sessions", "--strategy", "daily phonics",
-       "--provision", "TA 3x20 min a week", "--responsible", "teacher-1"]
+IEP = [
+    "--target",
+    "read 30 words::reads them in two sessions",
+    "--strategy",
+    "daily phonics",
+    "--provision",
+    "TA 3x20 min a week",
+    "--responsible",
+    "teacher-1",
+]
 SENCO = ["--actor", "senco-1", "--role", "senco"]
 
 
@@ -32,8 +40,9 @@ class Cli:
         self.env = env
 
     def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([SENFLOW, *args], env=self.env, capture_output=True, text=True,
-                              timeout=60)
+        return subprocess.run(
+            [SENFLOW, *args], env=self.env, capture_output=True, text=True, timeout=60
+        )
 
     def json(self, *args: str) -> object:
         done = self(*args, "--json")
@@ -45,10 +54,19 @@ class Cli:
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cli, Path]]:
     state = tmp_path_factory.mktemp("senflow-state")
     port, ui_port = free_port(), free_port()
-    env = {**os.environ, "SENFLOW_STATE_DIR": str(state),
-           "TEMPORAL_ADDRESS": f"127.0.0.1:{port}", "SENFLOW_LOG_FORMAT": "json"}
-    up = subprocess.Popen([SENFLOW, "up", "--port", str(port), "--ui-port", str(ui_port)],
-                          env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = {
+        **os.environ,
+        "SENFLOW_STATE_DIR": str(state),
+        "TEMPORAL_ADDRESS": f"127.0.0.1:{port}",
+        "SENFLOW_LOG_FORMAT": "json",
+    }
+    up = subprocess.Popen(
+        [SENFLOW, "up", "--port", str(port), "--ui-port", str(ui_port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     cli = Cli(env)
     try:
         deadline = time.monotonic() + 60
@@ -74,27 +92,77 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cli, Pat
 def test_a_journey_from_concern_to_action_plus_through_the_cli(service) -> None:
     cli, state_dir = service
     pupil = f"e2e-{os.getpid()}"
-    started = cli("start", pupil, "--school", "school-9", "--senco", "senco-1",
-                  "--parent", "carer-1", "--parent", "carer-2", "--concern", "slow reading",
-                  "--actor", "teacher-1", "--role", "class_teacher")
+    started = cli(
+        "start",
+        pupil,
+        "--school",
+        "school-9",
+        "--senco",
+        "senco-1",
+        "--parent",
+        "carer-1",
+        "--parent",
+        "carer-2",
+        "--concern",
+        "slow reading",
+        "--actor",
+        "teacher-1",
+        "--role",
+        "class_teacher",
+    )
     assert started.returncode == 0, started.stderr
 
-    refused = cli("escalate", pupil, *SENCO, "--trigger", "AP-PROGRESS-LONG",
-                  "--evidence", "no progress", *IEP)
+    refused = cli(
+        "escalate",
+        pupil,
+        *SENCO,
+        "--trigger",
+        "AP-PROGRESS-LONG",
+        "--evidence",
+        "no progress",
+        *IEP,
+    )
     assert refused.returncode == 1
     assert "cannot escalate" in refused.stderr
 
-    opened = cli("open-school-action", pupil, *SENCO, "--trigger", "SA-LITERACY-MATHS",
-                 "--evidence", "reading age 18 months behind", *IEP)
+    opened = cli(
+        "open-school-action",
+        pupil,
+        *SENCO,
+        "--trigger",
+        "SA-LITERACY-MATHS",
+        "--evidence",
+        "reading age 18 months behind",
+        *IEP,
+    )
     assert opened.returncode == 0, opened.stderr
 
-    early = cli("escalate", pupil, *SENCO, "--trigger", "AP-PROGRESS-LONG",
-                "--evidence", "no progress", *IEP)
+    early = cli(
+        "escalate",
+        pupil,
+        *SENCO,
+        "--trigger",
+        "AP-PROGRESS-LONG",
+        "--evidence",
+        "no progress",
+        *IEP,
+    )
     assert early.returncode == 1 and "completed School Action review" in early.stderr
 
-    reviewed = cli("review", pupil, *SENCO, "--outcome", "escalate", "--progress",
-                   "0:reads 10 of 30 words", "--notes", "little progress despite the IEP",
-                   "--trigger", "AP-LITERACY-MATHS", *IEP)
+    reviewed = cli(
+        "review",
+        pupil,
+        *SENCO,
+        "--outcome",
+        "escalate",
+        "--progress",
+        "0:reads 10 of 30 words",
+        "--notes",
+        "little progress despite the IEP",
+        "--trigger",
+        "AP-LITERACY-MATHS",
+        *IEP,
+    )
     assert reviewed.returncode == 0, reviewed.stderr
 
     shown = cli.json("show", pupil)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+from journeys import TEACHER, new_pupil, start_cmd, state_of
 from temporalio.api.enums.v1 import EventType
 
 import starter
 from domain.commands import RecordNoteInput
 from domain.model import EntryKind, Stage
-from journeys import TEACHER, new_pupil, start_cmd, state_of
 
 
 async def test_a_suggested_continue_as_new_carries_the_whole_journey(dev) -> None:
