@@ -18,18 +18,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from journeys import PARENTS, two_year_journey  # noqa: E402
+from journeys import PARENTS, two_year_journey
 from temporalio.api.enums.v1 import (
-    EventType,  # noqa: E402
-    IndexedValueType,  # noqa: E402
+    EventType,
+    IndexedValueType,
 )
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest  # noqa: E402
-from temporalio.testing import WorkflowEnvironment  # noqa: E402
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.testing import WorkflowEnvironment
 
-from devserver import SEARCH_ATTRIBUTES, find_binary  # noqa: E402
-from settings import Settings  # noqa: E402
-from worker import build_worker  # noqa: E402
-from workflows.converter import DATA_CONVERTER  # noqa: E402
+from devserver import SEARCH_ATTRIBUTES, find_binary
+from settings import Settings
+from worker import build_worker
+from workflows.converter import DATA_CONVERTER
 
 OUT = ROOT / "tests" / "histories"
 
