@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from temporalio.client import (
     Client,
@@ -63,7 +64,7 @@ from domain.model import (
     TimelineEntry,
     Trigger,
 )
-from domain.policy import Policy, compulsory_school_age_date
+from domain.policy import LONDON, Policy, compulsory_school_age_date
 from settings import Settings, configure_logging, connect
 from workflows.converter import JSONEncoder
 from workflows.pupil_journey import PupilJourney, workflow_id
@@ -609,6 +610,11 @@ def _print(args: argparse.Namespace, value: Any, text: str) -> None:
     _out(json.dumps(value, cls=JSONEncoder, indent=2) if args.json else text)
 
 
+def _local(instant: datetime) -> datetime:
+    """Times people read are London times."""
+    return instant.astimezone(ZoneInfo(LONDON))
+
+
 def _state_text(s: JourneyState) -> str:
     lines = [
         f"pupil        {s.pupil_id} (school {s.school_id}, journey pupil-{s.pupil_id})",
@@ -649,7 +655,7 @@ def _entry_text(e: TimelineEntry) -> str:
     triggers = f" triggers: {', '.join(t.value for t in e.triggers)}" if e.triggers else ""
     reason = f" -- {e.reason}" if e.reason else ""
     return (
-        f"{e.at:%Y-%m-%d %H:%M} #{e.step:<3} {e.actor.role.value}:{e.actor.id} "
+        f"{_local(e.at):%Y-%m-%d %H:%M} #{e.step:<3} {e.actor.role.value}:{e.actor.id} "
         f"{e.kind.value}: {e.summary}{moved}{triggers}{reason}"
     )
 
@@ -660,7 +666,7 @@ def _list_text(rows: Sequence[JourneyListing]) -> str:
     header = f"{'pupil':<16} {'school':<10} {'stage':<22} {'next review':<17} overdue"
     body = [
         f"{r.pupil_id:<16} {r.school or '-':<10} {r.stage or '-':<22} "
-        f"{r.next_review.strftime('%Y-%m-%d %H:%M') if r.next_review else '-':<17} "
+        f"{_local(r.next_review).strftime('%Y-%m-%d %H:%M') if r.next_review else '-':<17} "
         f"{'yes' if r.overdue else 'no'}" + ("" if r.status == "running" else f" ({r.status})")
         for r in rows
     ]
@@ -817,5 +823,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 3
 
 
+def cli() -> None:
+    """The console entry point. Leaves with os._exit: the interpreter can abort while tearing
+    down Temporal's native runtime (temporalio/sdk-python#300), which would turn a clean exit
+    status into 134 or 139 for whoever scripts the CLI."""
+    try:
+        code = main()
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 2)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    cli()
