@@ -291,3 +291,18 @@ async def test_a_closed_journey_finishes_and_can_be_started_again(ts) -> None:
         await starter.act(ts.client, pupil, "record_note", RecordNoteInput(TEACHER, "late note"))
     await starter.start_journey(ts.client, ts.settings, start_cmd(pupil))
     assert (await state_of(ts.client, pupil)).stage is Stage.MONITORING
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [{"nonsense": True}, "a string", {"actor": {"id": "s", "role": "headteacher"}}, None],
+)
+async def test_a_malformed_update_is_refused_without_touching_history(dev, payload) -> None:
+    pupil = new_pupil()
+    await open_school_action(dev, pupil)
+    await until_delivered(dev.client, pupil)
+    before = await event_count(dev, pupil)
+    with pytest.raises(Refused):
+        await starter.act(dev.client, pupil, "refer", payload)
+    assert await event_count(dev, pupil) == before
+    assert await no_failed_workflow_tasks(dev, pupil)
