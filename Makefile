@@ -35,7 +35,8 @@ demo: $(STAMP)
 
 ## histories: regenerate tests/histories/ on purpose (see docs/decisions.md)
 histories: $(STAMP)
-	$(BIN)/python scripts/record_histories.py
+	@test -n "$(V)" || (echo 'usage: make histories V=v3  (a new prefix; old files stay)'; exit 2)
+	$(BIN)/python scripts/record_histories.py $(V)
 
 clean:
 	rm -rf $(VENV) .senflow .pytest_cache .mypy_cache .ruff_cache .hypothesis

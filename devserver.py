@@ -96,7 +96,11 @@ def up(settings: Settings, port: int = 7233, ui_port: int = 8233) -> int:
     signal.signal(signal.SIGTERM, stop)
     try:
         wait_for_port("127.0.0.1", port)
-        env = {**os.environ, "TEMPORAL_ADDRESS": f"127.0.0.1:{port}"}
+        env = {
+            "SENFLOW_AUTO_MIGRATE": "1",  # the local SQLite read model sets itself up
+            **os.environ,
+            "TEMPORAL_ADDRESS": f"127.0.0.1:{port}",
+        }
         procs.append(subprocess.Popen(worker_args(), env=env))
         _say(
             f"""

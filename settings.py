@@ -24,6 +24,7 @@ class Settings:
     outbox_dir: Path = Path(".senflow/outbox")
     database_url: str = "sqlite:///.senflow/records.db"
     log_format: str = "auto"  # auto: console on a TTY, JSON lines otherwise
+    auto_migrate: bool = False  # run `alembic upgrade head` when the worker starts
     mail_domain: str = "senflow.invalid"
     mail_sender: str = "senco-office@senflow.invalid"
 
@@ -39,6 +40,7 @@ class Settings:
             outbox_dir=Path(env.get("SENFLOW_OUTBOX_DIR", str(state_dir / "outbox"))),
             database_url=env.get("SENFLOW_DATABASE_URL", f"sqlite:///{state_dir}/records.db"),
             log_format=env.get("SENFLOW_LOG_FORMAT", cls.log_format),
+            auto_migrate=env.get("SENFLOW_AUTO_MIGRATE", "0") == "1",
             mail_domain=env.get("SENFLOW_MAIL_DOMAIN", cls.mail_domain),
             mail_sender=env.get("SENFLOW_MAIL_SENDER", cls.mail_sender),
         )

@@ -12,6 +12,8 @@ from temporalio.worker import PollerBehaviorAutoscaling, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.notices import Notifier
+from activities.records import Recorder
+from records.db import make_engine, migrate, sessions
 from settings import Settings, configure_logging, connect
 from workflows.pupil_journey import PupilJourney
 
@@ -29,12 +31,16 @@ def workflow_runner() -> SandboxedWorkflowRunner:
 
 
 def build_worker(client: Client, settings: Settings) -> Worker:
-    notifier = Notifier(settings.outbox_dir, settings.mail_domain, settings.mail_sender)
+    engine = make_engine(settings.database_url)
+    if settings.auto_migrate:
+        migrate(engine)
+    recorder = Recorder(sessions(engine))
+    notifier = Notifier(settings.outbox_dir, settings.mail_domain, settings.mail_sender, recorder)
     return Worker(
         client,
         task_queue=settings.task_queue,
         workflows=[PupilJourney],
-        activities=[notifier.send_notice],
+        activities=[notifier.send_notice, recorder.record_journey],
         workflow_runner=workflow_runner(),
         workflow_task_poller_behavior=PollerBehaviorAutoscaling(),
         graceful_shutdown_timeout=timedelta(seconds=10),

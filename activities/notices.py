@@ -19,7 +19,9 @@ from pathlib import Path
 import structlog
 from temporalio import activity
 
+from activities.records import Recorder
 from domain.model import Notice
+from records.models import MessageSent
 
 log = structlog.get_logger("senflow.activities")
 
@@ -51,10 +53,13 @@ def message_id(workflow_id: str, notice: Notice, domain: str) -> str:
 class Notifier:
     """Activities that need the outbox folder and mail settings; built in ``worker.py``."""
 
-    def __init__(self, outbox_dir: Path, mail_domain: str, sender: str) -> None:
+    def __init__(
+        self, outbox_dir: Path, mail_domain: str, sender: str, recorder: Recorder | None = None
+    ) -> None:
         self.outbox_dir = outbox_dir
         self.mail_domain = mail_domain
         self.sender = sender
+        self.recorder = recorder
 
     def path_for(self, workflow_id: str, notice: Notice) -> Path:
         name = f"{_UNSAFE.sub('_', workflow_id)}--{_UNSAFE.sub('_', notice.key)}.eml"
@@ -81,6 +86,19 @@ class Notifier:
         path = self.path_for(input.workflow_id, input.notice)
         msg = self.render(input)
         rewritten = await asyncio.to_thread(self._write, path, msg.as_bytes())
+        if self.recorder is not None:
+            await asyncio.to_thread(
+                self.recorder.record_message,
+                MessageSent(
+                    workflow_id=input.workflow_id,
+                    notice_key=input.notice.key,
+                    kind=input.notice.kind,
+                    recipient_role=input.notice.recipient_role.value,
+                    recipient_id=input.notice.recipient_id,
+                    message_id=str(msg["Message-ID"]),
+                    sent_at=activity.info().scheduled_time,
+                ),
+            )
         log.info(
             "notice_written",
             workflow_id=input.workflow_id,

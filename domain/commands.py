@@ -60,6 +60,10 @@ class StartJourneyInput:
     policy: Policy = field(default_factory=Policy)
     #: Computed by the caller from the date of birth, which never enters Temporal.
     compulsory_school_age_date: date | None = None
+    #: For the identification-by-birth-month report: month and year only, never the day.
+    birth_year: int | None = None
+    birth_month: int | None = None
+    year_group: str | None = None
 
 
 @dataclass

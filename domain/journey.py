@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date, datetime
 from typing import Any, cast
 
@@ -499,6 +500,9 @@ class Journey:
             senco_id=cmd.senco_id,
             opened_at=now,
             compulsory_school_age_date=cmd.compulsory_school_age_date,
+            birth_year=cmd.birth_year,
+            birth_month=cmd.birth_month,
+            year_group=cmd.year_group,
         )
         state.early_years = (
             cmd.compulsory_school_age_date is not None
@@ -729,6 +733,33 @@ class Journey:
             actor,
             f"rejected {what}",
             reason=reason[:MAX_TEXT],
+        )
+
+    def delta_since(self, step: int) -> JourneyState:
+        """What changed after ``step``: new timeline entries and the records they touch.
+
+        The read model upserts what it is given, so a delta may safely include too much
+        (open consultations and referrals, the current plan) but never too little.
+        """
+        s = self.state
+        entries = [e for e in s.timeline if e.step > step]
+        refs = {e.ref for e in entries}
+        since = min((e.at for e in entries), default=None)
+        return replace(
+            s,
+            timeline=entries,
+            past_ieps=[i for i in s.past_ieps if since is not None and i.agreed_at >= since],
+            reviews=[r for r in s.reviews if r.review_id in refs],
+            consultations=[
+                c
+                for c in s.consultations
+                if c.consultation_id in refs or c.status is ConsultationStatus.OPEN
+            ],
+            referrals=[
+                r for r in s.referrals if r.referral_id in refs or r.status is ReferralStatus.OPEN
+            ],
+            outbox=[],
+            processed_reply_ids=[],
         )
 
     def is_open(self) -> bool:

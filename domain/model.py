@@ -306,6 +306,11 @@ class JourneyState:
     close_reason: CloseReason | None = None
     closed_at: datetime | None = None
     runs: int = 1
+    birth_year: int | None = None
+    birth_month: int | None = None
+    year_group: str | None = None
+    #: The last step written to the read model (the projection catches up to ``step``).
+    projected_step: int = 0
 
     def open_consultations(self) -> list[Consultation]:
         return [c for c in self.consultations if c.status is ConsultationStatus.OPEN]

@@ -1,6 +1,6 @@
 """Regenerate the golden histories in tests/histories/ — on purpose, never from the tests.
 
-    .venv/bin/python scripts/record_histories.py
+    .venv/bin/python scripts/record_histories.py v2    # writes tests/histories/v2_*.json
 
 Runs the scripted two-school-year journey on the time-skipping server with the current
 workflow code and writes every run of its chain (continue-as-new) as Temporal JSON history.
@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import tempfile
 import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from journeys import PARENTS, two_year_journey
 from temporalio.api.enums.v1 import (
     EventType,
     IndexedValueType,
@@ -27,6 +27,7 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.testing import WorkflowEnvironment
 
 from devserver import SEARCH_ATTRIBUTES, find_binary
+from journeys import PARENTS, two_year_journey
 from settings import Settings
 from worker import build_worker
 from workflows.converter import DATA_CONVERTER
@@ -34,7 +35,7 @@ from workflows.converter import DATA_CONVERTER
 OUT = ROOT / "tests" / "histories"
 
 
-async def main() -> None:
+async def main(prefix: str) -> None:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=find_binary("temporal-test-server"),
         data_converter=DATA_CONVERTER,
@@ -48,8 +49,12 @@ async def main() -> None:
             },
         )
     )
+    scratch = Path(tempfile.mkdtemp(prefix="senflow-record-"))
     settings = Settings(
-        task_queue=f"record-{uuid.uuid4()}", outbox_dir=ROOT / ".senflow" / "record-outbox"
+        task_queue=f"record-{uuid.uuid4()}",
+        outbox_dir=scratch / "outbox",
+        database_url=f"sqlite:///{scratch}/records.db",
+        auto_migrate=True,
     )
     try:
         async with build_worker(env.client, settings):
@@ -79,7 +84,7 @@ async def main() -> None:
                     history = await env.client.get_workflow_handle(
                         handle.id, run_id=run_id
                     ).fetch_history()
-                path = OUT / f"two_year_journey_run{index}.json"
+                path = OUT / f"{prefix}_two_year_journey_run{index}.json"
                 path.write_text(history.to_json())
                 print(f"wrote {path.relative_to(ROOT)} ({len(history.events)} events)")
                 attrs = last.workflow_execution_continued_as_new_event_attributes
@@ -90,4 +95,6 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    asyncio.run(main(sys.argv[1]))

@@ -19,6 +19,7 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.notices import Notifier, SendNoticeInput
+    from activities.records import Recorder, RecordJourneyInput
     from domain.commands import (
         ActionResult,
         AssessmentCompletedInput,
@@ -42,11 +43,15 @@ with workflow.unsafe.imports_passed_through():
 
 C = TypeVar("C")
 
+#: Side effects retry until they succeed (a mail or database outage must lose nothing).
 NOTICE_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=5)
 )
 UNKNOWN_SENDER = Actor(id="unknown", role=Role.SYSTEM)
 MAX_REMEMBERED_REPLIES = 1000
+#: Journeys started (or continued) after this change project every change to the read model;
+#: histories recorded before it replay without those activities.
+READ_MODEL_PATCH = "read-model-projection"
 
 
 def workflow_id(pupil_id: str) -> str:
@@ -80,6 +85,7 @@ class PupilJourney:
                 self._journey = Journey.begin(_placeholder(input), workflow.now())
         self._version = 0
         self._published: tuple[Any, ...] | None = None
+        self._projecting = False
 
     @property
     def _state(self) -> JourneyState:
@@ -90,24 +96,31 @@ class PupilJourney:
         if self._start_error is not None:
             raise ApplicationError(self._start_error, type="Refused", non_retryable=True)
         self._publish()
-        pump = asyncio.create_task(self._deliver_notices())
+        pumps = [asyncio.create_task(self._deliver_notices())]
+        self._projecting = workflow.patched(READ_MODEL_PATCH)
+        if self._projecting:
+            pumps.append(asyncio.create_task(self._record_changes()))
         year = school_year_start(workflow.now(), self._state.policy)
         while self._state.stage is not Stage.CLOSED:
             await self._sleep_until_something_changes(year)
             if self._journey.on_time(workflow.now()):
                 self._changed()
             if self._journey.is_open() and self._should_continue_as_new(year):
-                await workflow.wait_condition(
-                    lambda: workflow.all_handlers_finished() and not self._state.outbox
-                )
-                pump.cancel()
+                await workflow.wait_condition(self._drained)
+                for pump in pumps:
+                    pump.cancel()
                 self._state.runs += 1
                 workflow.continue_as_new(PupilJourneyInput(start=input.start, carried=self._state))
-        await workflow.wait_condition(
-            lambda: workflow.all_handlers_finished() and not self._state.outbox
-        )
-        pump.cancel()
+        await workflow.wait_condition(self._drained)
+        for pump in pumps:
+            pump.cancel()
         return self._state
+
+    def _drained(self) -> bool:
+        """Nothing in flight: no handler running, no notice unsent, no change unrecorded."""
+        s = self._state
+        recorded = not self._projecting or s.projected_step >= s.step
+        return workflow.all_handlers_finished() and not s.outbox and recorded
 
     async def _sleep_until_something_changes(self, year: Any) -> None:
         now = workflow.now()
@@ -147,6 +160,20 @@ class PupilJourney:
                 summary=notice.kind,
             )
             self._state.outbox.pop(0)
+
+    async def _record_changes(self) -> None:
+        wf_id = workflow.info().workflow_id
+        while True:
+            await workflow.wait_condition(lambda: self._state.projected_step < self._state.step)
+            changes = self._journey.delta_since(self._state.projected_step)
+            await workflow.execute_activity_method(
+                Recorder.record_journey,
+                RecordJourneyInput(workflow_id=wf_id, changes=changes),
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=NOTICE_RETRY,
+                summary=f"record to step {changes.step}",
+            )
+            self._state.projected_step = max(self._state.projected_step, changes.step)
 
     # -- bookkeeping ------------------------------------------------------------------------
 

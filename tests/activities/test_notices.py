@@ -44,9 +44,11 @@ async def test_different_steps_or_journeys_are_different_letters(tmp_path: Path)
     env = ActivityEnvironment()
     ids = {
         (await env.run(notifier.send_notice, SendNoticeInput(wf, notice(key)))).message_id
-        for wf, key in [("pupil-p1", "7-consultation-carer-1"),
-                        ("pupil-p1", "9-consultation-carer-1"),
-                        ("pupil-p2", "7-consultation-carer-1")]
+        for wf, key in [
+            ("pupil-p1", "7-consultation-carer-1"),
+            ("pupil-p1", "9-consultation-carer-1"),
+            ("pupil-p2", "7-consultation-carer-1"),
+        ]
     }
     assert len(ids) == 3
     assert len(list(tmp_path.glob("*.eml"))) == 3

@@ -52,7 +52,12 @@ class _RecordStarts(Interceptor):
 
 
 async def _running(env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Running]:
-    settings = Settings(task_queue=f"tq-{uuid.uuid4()}", outbox_dir=tmp_path / "outbox")
+    settings = Settings(
+        task_queue=f"tq-{uuid.uuid4()}",
+        outbox_dir=tmp_path / "outbox",
+        database_url=f"sqlite:///{tmp_path}/records.db",
+        auto_migrate=True,
+    )
     started: list[str] = []
     config = env.client.config()
     config["interceptors"] = [_RecordStarts(started)]

@@ -6,18 +6,6 @@ import re
 from datetime import date, timedelta
 
 import pytest
-from journeys import (
-    PARENTS,
-    SENCO,
-    TEACHER,
-    iep,
-    new_pupil,
-    parent_reply,
-    progress,
-    start_cmd,
-    state_of,
-    until_delivered,
-)
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowUpdateFailedError
 
@@ -41,6 +29,18 @@ from domain.model import (
     Trigger,
 )
 from domain.policy import Policy
+from journeys import (
+    PARENTS,
+    SENCO,
+    TEACHER,
+    iep,
+    new_pupil,
+    parent_reply,
+    progress,
+    start_cmd,
+    state_of,
+    until_delivered,
+)
 from workflows.pupil_journey import PupilJourney
 from workflows.search_attributes import SEN_OVERDUE, SEN_STAGE
 

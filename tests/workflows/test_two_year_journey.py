@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from email import message_from_bytes, policy
 
-from journeys import PARENTS, new_pupil, two_year_journey, until_delivered
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowExecutionStatus
 
@@ -17,6 +16,7 @@ from domain.model import (
     Role,
     Stage,
 )
+from journeys import PARENTS, new_pupil, two_year_journey, until_delivered
 
 
 async def test_a_two_year_journey_reaches_statutory_assessment_with_nothing_lost(ts) -> None:
