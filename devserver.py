@@ -85,7 +85,7 @@ def up(settings: Settings, port: int = 7233, ui_port: int = 8233) -> int:
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     db_file = settings.state_dir / "temporal.db"
     server = subprocess.Popen(dev_server_args(db_file, port, ui_port))
-    procs = [server]
+    procs: list[tuple[str, subprocess.Popen[bytes]]] = [("temporal server", server)]
     stopping = False
 
     def stop(*_: object) -> None:
@@ -101,7 +101,7 @@ def up(settings: Settings, port: int = 7233, ui_port: int = 8233) -> int:
             **os.environ,
             "TEMPORAL_ADDRESS": f"127.0.0.1:{port}",
         }
-        procs.append(subprocess.Popen(worker_args(), env=env))
+        procs.append(("worker", subprocess.Popen(worker_args(), env=env)))
         _say(
             f"""
 senflow is running.
@@ -116,13 +116,13 @@ Press Ctrl-C to stop the worker and the server.
 """
         )
         while not stopping:
-            for proc in procs:
+            for name, proc in procs:
                 if proc.poll() is not None:
-                    _say(f"{proc.args[0]} exited with status {proc.returncode}; stopping")
+                    _say(f"the {name} exited with status {proc.returncode}; stopping")
                     stopping = True
             time.sleep(0.3)
     finally:
-        for proc in reversed(procs):  # worker first, so it can finish its tasks
+        for _, proc in reversed(procs):  # worker first, so it can finish its tasks
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
                 try:

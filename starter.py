@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
+import io
 import json
 import os
 import sys
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -65,6 +68,8 @@ from domain.model import (
     Trigger,
 )
 from domain.policy import LONDON, Policy, compulsory_school_age_date
+from records import reports, sync
+from records.db import make_engine, migrate, sessions
 from settings import Settings, configure_logging, connect
 from workflows.converter import JSONEncoder
 from workflows.pupil_journey import PupilJourney, workflow_id
@@ -148,7 +153,7 @@ async def history(client: Client, pupil_id: str) -> list[TimelineEntry]:
     handle = client.get_workflow_handle(workflow_id(pupil_id))
     try:
         entries: list[TimelineEntry] = await handle.query(
-            PupilJourney.timeline, result_type=list[TimelineEntry]
+            "timeline", result_type=list[TimelineEntry]
         )
         return entries
     except RPCError as err:
@@ -343,8 +348,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--date-of-birth",
         type=_date,
-        help="used only to work out compulsory school age; never stored",
+        help="only the month and year are kept (for reports) and the compulsory school age "
+        "date; the day never leaves this command",
     )
+    p.add_argument("--year-group", help="e.g. R, Y1 ... Y11")
     p.add_argument("--policy", choices=["code_2001", "demo"], default="code_2001")
     p.add_argument(
         "--minute",
@@ -432,6 +439,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds in a policy 'minute' (the review falls due after 3)",
     )
 
+    p = cmd("report", "admin reports from the read model", pupil=False)
+    p.add_argument("name", choices=list(REPORTS), help="which report")
+    p.add_argument("--school", help="one school only")
+    p.add_argument("--days", type=int, default=14, help="reviews: how far ahead to look")
+    p.add_argument("--stage", type=_enum(Stage), help="register: list the pupils at a stage")
+    p.add_argument("--csv", action="store_true", help="CSV output")
+
+    p = cmd("records", "the read model: migrate, rebuild from Temporal, verify", pupil=False)
+    p.add_argument("action", choices=["migrate", "rebuild", "verify"])
+
     cmd("diagram", "print the journey's state machine as Mermaid", pupil=False)
     cmd("worker", "run the Temporal worker", pupil=False)
     p = cmd("up", "run a dev server and a worker (what `make run` runs)", pupil=False)
@@ -499,6 +516,12 @@ async def run_command(
     if c == "diagram":
         _out(diagram())
         return 0
+    if c == "report":
+        return report(args, settings)
+    if c == "records" and args.action == "migrate":
+        migrate(make_engine(settings.database_url))
+        _out(f"read model at head ({_safe_url(settings.database_url)})")
+        return 0
     if c == "start" or c in ACTIONS:
         _actor(args, parser)  # a usage error is reported before any connection is tried
     try:
@@ -523,6 +546,9 @@ async def run_command(
                 concern=args.concern,
                 policy=policy,
                 compulsory_school_age_date=csa if csa and csa > date.today() else None,
+                birth_year=args.date_of_birth.year if args.date_of_birth else None,
+                birth_month=args.date_of_birth.month if args.date_of_birth else None,
+                year_group=args.year_group,
             ),
         )
         _print(args, state, _state_text(state))
@@ -574,7 +600,132 @@ async def run_command(
         _print(args, rows, _list_text(rows))
     elif c == "demo":
         return await demo(client, settings, args.pupil, args.minute, args.json)
+    elif c == "records":
+        return await records_sync(client, settings, args.action, args.json)
     return 0
+
+
+# -- the read model ---------------------------------------------------------------------------
+
+
+REPORTS = ("register", "reviews", "referrals", "stages", "birth-months")
+
+
+def report(args: argparse.Namespace, settings: Settings) -> int:
+    now = datetime.now(UTC)
+    with sessions(make_engine(settings.database_url))() as session:
+        if args.name == "register" and args.stage is not None:
+            rows = [
+                {
+                    "school": school,
+                    "stage": args.stage.value,
+                    "pupil": pupil,
+                    "census_code": reports.CENSUS_CODES.get(args.stage.value, "?"),
+                }
+                for school, pupil in reports.register_pupils(session, args.stage.value, args.school)
+            ]
+        elif args.name == "register":
+            rows = reports.register(session, args.school)
+        elif args.name == "reviews":
+            rows = reports.reviews(session, now, args.days, args.school)
+        elif args.name == "referrals":
+            rows = reports.referral_waits(session, now)
+        elif args.name == "stages":
+            rows = reports.time_in_stage(session, now, args.school)
+        else:
+            rows = reports.identification_by_birth_month(session)
+    if args.json:
+        _out(json.dumps(rows, cls=JSONEncoder, indent=2))
+    elif args.csv:
+        _out(_csv(rows))
+    else:
+        _out(_table(rows))
+    return 0
+
+
+async def records_sync(client: Client, settings: Settings, action: str, as_json: bool) -> int:
+    engine = make_engine(settings.database_url)
+    progress = None if as_json or not sys.stderr.isatty() else _RichProgress()
+    try:
+        sources = await sync.read_journeys(client, progress)
+        if action == "rebuild":
+            started = time.monotonic()
+            written = sync.rebuild(engine, sources, progress)
+            elapsed = time.monotonic() - started
+            summary = {"journeys": written, "seconds": round(elapsed, 2)}
+            _print_json_or(as_json, summary, f"rebuilt {written} journeys in {elapsed:.1f}s")
+            return 0
+        with sessions(engine)() as session:
+            diffs = sync.verify(session, sources)
+    finally:
+        if progress is not None:
+            progress.close()
+    rows = [vars(d) for d in diffs]
+    _print_json_or(
+        as_json,
+        rows,
+        _table(rows) if rows else f"the read model agrees with Temporal ({len(sources)} journeys)",
+    )
+    return 1 if diffs else 0
+
+
+class _RichProgress:
+    """A progress bar on a terminal for long commands; never used with --json."""
+
+    def __init__(self) -> None:
+        from rich.progress import Progress
+
+        self._bar = Progress(transient=True)
+        self._bar.start()
+        self._task: Any = None
+
+    def __call__(self, what: str, total: int) -> None:
+        if what:
+            self._task = self._bar.add_task(what, total=total)
+        elif self._task is not None:
+            self._bar.advance(self._task)
+
+    def close(self) -> None:
+        self._bar.stop()
+
+
+def _print_json_or(as_json: bool, value: Any, text: str) -> None:
+    _out(json.dumps(value, cls=JSONEncoder, indent=2) if as_json else text)
+
+
+def _table(rows: Sequence[dict[str, Any]]) -> str:
+    if not rows:
+        return "(no rows)"
+    columns = list(rows[0])
+    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
+    return "\n".join(lines)
+
+
+def _csv(rows: Sequence[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return buffer.getvalue().rstrip("\n")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, datetime):
+        return f"{_local(value):%Y-%m-%d %H:%M}"
+    return str(value)
+
+
+def _safe_url(url: str) -> str:
+    """A database URL without its password, for messages."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def diagram() -> str:

@@ -43,13 +43,16 @@ def register(session: Session, school: str | None = None) -> list[Row]:
     ]
 
 
-def register_pupils(session: Session, stage: str, school: str | None = None) -> list[str]:
-    query = select(m.Journey.pupil_id).where(
+def register_pupils(
+    session: Session, stage: str, school: str | None = None
+) -> list[tuple[str, str]]:
+    """(school, pupil) for every open journey at ``stage``."""
+    query = select(m.Journey.school_id, m.Journey.pupil_id).where(
         m.Journey.closed_at.is_(None), m.Journey.stage == stage
     )
     if school is not None:
         query = query.where(m.Journey.school_id == school)
-    return sorted(session.scalars(query))
+    return sorted((s, p) for s, p in session.execute(query))
 
 
 def reviews(

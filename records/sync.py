@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, select
@@ -41,9 +41,13 @@ class Difference:
     found: Any
 
 
-async def read_journeys(client: Client, progress: Progress | None = None) -> list[Source]:
+async def read_journeys(
+    client: Client, progress: Progress | None = None, where: str | None = None
+) -> list[Source]:
+    """Every journey Temporal knows (``where``: an extra visibility filter)."""
     executions: dict[str, list[Any]] = {}
-    async for wf in client.list_workflows("WorkflowType = 'PupilJourney'"):
+    query = "WorkflowType = 'PupilJourney'" + (f" AND {where}" if where else "")
+    async for wf in client.list_workflows(query):
         executions.setdefault(wf.id, []).append(wf)
     if progress:
         progress("reading journeys from Temporal", len(executions))
@@ -89,7 +93,7 @@ async def _state_of(client: Client, workflow_id: str, run: Any) -> JourneyState 
 
 async def _messages(client: Client, workflow_id: str, run_id: str) -> list[m.MessageSent]:
     history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
-    scheduled: dict[int, SendNoticeInput] = {}
+    scheduled: dict[int, tuple[SendNoticeInput, datetime]] = {}
     rows = []
     for event in history.events:
         if event.event_type is EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
@@ -98,12 +102,13 @@ async def _messages(client: Client, workflow_id: str, run_id: str) -> list[m.Mes
                 [value] = await client.data_converter.decode(
                     attrs.input.payloads, [SendNoticeInput]
                 )
-                scheduled[event.event_id] = value
+                # the activity stamps a message with its scheduled time: the same here
+                scheduled[event.event_id] = (value, event.event_time.ToDatetime(tzinfo=UTC))
         elif event.event_type is EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
             done = event.activity_task_completed_event_attributes
-            sent = scheduled.get(done.scheduled_event_id)
-            if sent is None:
+            if done.scheduled_event_id not in scheduled:
                 continue
+            sent, sent_at = scheduled[done.scheduled_event_id]
             [result] = await client.data_converter.decode(done.result.payloads, [SendNoticeResult])
             rows.append(
                 m.MessageSent(
@@ -113,7 +118,7 @@ async def _messages(client: Client, workflow_id: str, run_id: str) -> list[m.Mes
                     recipient_role=sent.notice.recipient_role.value,
                     recipient_id=sent.notice.recipient_id,
                     message_id=result.message_id,
-                    sent_at=event.event_time.ToDatetime().replace(tzinfo=UTC),
+                    sent_at=sent_at,
                 )
             )
     return rows

@@ -183,6 +183,29 @@ def test_a_journey_from_concern_to_action_plus_through_the_cli(service) -> None:
         assert time.monotonic() < deadline, listed
         time.sleep(0.3)
 
+    # ... and the same pupils in the read model's register report, which verifies clean
+    deadline = time.monotonic() + 15
+    while True:
+        register = cli.json(
+            "report", "register", "--stage", "school_action_plus", "--school", "school-9"
+        )
+        if register == [
+            {
+                "school": "school-9",
+                "stage": "school_action_plus",
+                "pupil": pupil,
+                "census_code": "P",
+            }
+        ]:
+            break
+        assert time.monotonic() < deadline, register
+        time.sleep(0.3)
+    deadline = time.monotonic() + 15
+    while (verified := cli("records", "verify")).returncode != 0:
+        assert time.monotonic() < deadline, verified.stdout + verified.stderr
+        time.sleep(0.3)
+    assert "agrees with Temporal (1 journeys)" in verified.stdout
+
     history = cli("history", pupil)
     assert history.returncode == 0
     assert "monitoring -> school_action" in history.stdout
