@@ -744,6 +744,9 @@ class Journey:
         s = self.state
         entries = [e for e in s.timeline if e.step > step]
         refs = {e.ref for e in entries}
+        if any(e.stage_after is Stage.CLOSED for e in entries):  # closing withdrew the rest
+            refs |= {c.consultation_id for c in s.consultations}
+            refs |= {r.referral_id for r in s.referrals}
         since = min((e.at for e in entries), default=None)
         return replace(
             s,
@@ -975,7 +978,21 @@ class Journey:
             for r in s.open_referrals():
                 r.status = ReferralStatus.WITHDRAWN
             for c in s.open_consultations():
+                c.status = ConsultationStatus.WITHDRAWN
                 c.decides_phase = False
+            # Nothing is left to decide: parents are told, not consulted.
+            self._notify(
+                step,
+                "closure",
+                Role.PARENT,
+                list(s.parent_ids),
+                f"Your child's SEN support has ended: {subject}",
+                [
+                    f"Decision: {subject}.",
+                    f"No reply is needed. Contact the SENCO, {s.senco_id}, with any questions.",
+                ],
+            )
+            return
         elif s.iep is not None and s.review_due_at is not None and s.review_due_at <= now:
             self._reschedule_review(now)  # reviewed without a new plan: next review from today
         self._consult_parents(step, now, subject, decides_phase=s.phase is WAIT_P)

@@ -113,6 +113,7 @@ class ConsultationStatus(StrEnum):
     OPEN = "open"
     ANSWERED = "answered"
     LAPSED = "lapsed"  # deadline passed with at least one parent not answering
+    WITHDRAWN = "withdrawn"  # the journey closed before every parent answered
 
 
 class ReferralStatus(StrEnum):
