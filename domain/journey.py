@@ -476,6 +476,32 @@ class _Rules:
         return [r.referral_id for r in self.state.open_referrals()] == [referral_id]
 
 
+#: Behaviour added after journeys were recorded. The workflow switches each on with
+#: ``workflow.patched`` so that histories recorded before it replay unchanged.
+FEATURE_REVIEW_INVITATIONS = "review-invitations"
+
+#: Entries whose reason and triggers a consultation letter explains.
+DECIDING = (EntryKind.DECISION, EntryKind.REVIEW, EntryKind.REFERRAL)
+
+#: How a trigger reads in a letter to parents.
+TRIGGER_WORDS: dict[Trigger, str] = {
+    Trigger.SA_PROGRESS: "little or no progress even when teaching targets the difficulty",
+    Trigger.SA_LITERACY_MATHS: "difficulty developing literacy or mathematics skills",
+    Trigger.SA_EMOTIONAL_BEHAVIOURAL: "persistent emotional or behavioural difficulties",
+    Trigger.SA_SENSORY_PHYSICAL: "sensory or physical needs, with little progress despite "
+    "specialist equipment",
+    Trigger.SA_COMMUNICATION: "communication and interaction difficulties",
+    Trigger.AP_PROGRESS_LONG: "little or no progress in specific areas over a long period",
+    Trigger.AP_BELOW_EXPECTED: "working substantially below children of the same age",
+    Trigger.AP_LITERACY_MATHS: "continuing difficulty with literacy and mathematics",
+    Trigger.AP_EMOTIONAL_BEHAVIOURAL: "difficulties that substantially interfere with learning "
+    "despite an individual behaviour programme",
+    Trigger.AP_SENSORY_PHYSICAL: "needs specialist equipment or regular specialist advice",
+    Trigger.AP_COMMUNICATION: "communication difficulties that are a substantial barrier to "
+    "learning and friendships",
+}
+
+
 class Journey:
     """One pupil's journey: rules, decisions, timers and the notices they owe.
 
@@ -483,9 +509,11 @@ class Journey:
     changes ``self.state``; a refused action raises ``Refused`` and changes nothing.
     """
 
-    def __init__(self, state: JourneyState) -> None:
+    def __init__(self, state: JourneyState, features: frozenset[str] = frozenset()) -> None:
         self.state = state
         self.rules = _Rules(state)
+        #: Switched on per run by the workflow (``workflow.patched``); never stored.
+        self.features = features
 
     # -- starting -------------------------------------------------------------------------
 
@@ -647,6 +675,13 @@ class Journey:
                 f"Reply with: senflow assessment-completed {self.state.pupil_id} "
                 f"--referral {referral.referral_id} --summary ...",
             ],
+            {
+                "referral_id": referral.referral_id,
+                "kind": cmd.kind.value,
+                "question": cmd.question,
+                "requested_on": self._day(now),
+                "chase_after": self._day(referral.next_chase_at),
+            },
         )
         self._consult_parents(step, now, f"referral to {cmd.kind.value}", decides_phase=False)
         return self._result(
@@ -679,6 +714,13 @@ class Journey:
             f"Assessment received for pupil {self.state.pupil_id} ({referral.referral_id})",
             [f"The {referral.kind.value} assessment is complete."]
             + [f"Recommendation: {r}" for r in referral.recommendations],
+            {
+                "referral_id": referral.referral_id,
+                "kind": referral.kind.value,
+                "summary": cmd.summary,
+                "recommendations": list(referral.recommendations),
+                "waited_days": (now - referral.requested_at).days,
+            },
         )
         return self._result(step, "assessment recorded", referral.referral_id)
 
@@ -722,6 +764,13 @@ class Journey:
                 [self.state.senco_id],
                 f"Parent reply for pupil {self.state.pupil_id}: {cmd.reply.value}",
                 [f"On: {consultation.subject} ({consultation.consultation_id})"],
+                {
+                    "consultation_id": consultation.consultation_id,
+                    "subject": consultation.subject,
+                    "reply": cmd.reply.value,
+                    "parent_id": cmd.parent_id,
+                    "comments": cmd.comments,
+                },
             )
         return self._result(step, "reply recorded", consultation.consultation_id)
 
@@ -824,7 +873,18 @@ class Journey:
                     iep,
                     f"IEP review due {iep.review_date} for pupil {s.pupil_id}",
                     [f"The review of {iep.iep_id} is due on {iep.review_date}."],
+                    self._iep_facts(iep),
                 )
+                if FEATURE_REVIEW_INVITATIONS in self.features:
+                    self._notify(
+                        step,
+                        "review_invitation",
+                        Role.PARENT,
+                        list(s.parent_ids),
+                        f"Your child's plan will be reviewed on {iep.review_date}",
+                        [f"The review of {iep.iep_id} is due on {iep.review_date}."],
+                        self._iep_facts(iep),
+                    )
             if now >= due and self.rules.may_review_falls_due(cmd=None, now=now):  # type: ignore[attr-defined]
                 self.rules.review_falls_due(cmd=None, now=now)  # type: ignore[attr-defined]
                 self._sync()
@@ -854,6 +914,7 @@ class Journey:
                         f"The review of {iep.iep_id} was due on {iep.review_date} "
                         "and has not been recorded."
                     ],
+                    {**self._iep_facts(iep), "grace_days": s.policy.overdue_grace.days},
                 )
         for c in s.open_consultations():
             if not c.reminder_sent and now >= c.reminder_at:
@@ -875,6 +936,12 @@ class Journey:
                         f"We have not yet heard from you about: {c.subject}.",
                         f"Reply to consultation {c.consultation_id} by {self._day(c.deadline)}.",
                     ],
+                    {
+                        "consultation_id": c.consultation_id,
+                        "subject": c.subject,
+                        "opened_on": self._day(c.opened_at),
+                        "reply_by": self._day(c.deadline),
+                    },
                 )
             if now >= c.deadline:
                 for parent_id in c.unanswered():
@@ -913,6 +980,13 @@ class Journey:
                         f"Requested {self._day(r.requested_at)}; not yet received.",
                         f"Question: {r.question}",
                     ],
+                    {
+                        "referral_id": r.referral_id,
+                        "kind": r.kind.value,
+                        "question": r.question,
+                        "requested_on": self._day(r.requested_at),
+                        "chase": r.chases,
+                    },
                 )
                 if r.chases == 2:
                     self._notify(
@@ -925,6 +999,13 @@ class Journey:
                             f"The {r.kind.value} referral requested "
                             f"{self._day(r.requested_at)} has not been answered."
                         ],
+                        {
+                            "referral_id": r.referral_id,
+                            "kind": r.kind.value,
+                            "specialist_id": r.specialist_id,
+                            "requested_on": self._day(r.requested_at),
+                            "chase": r.chases,
+                        },
                     )
         return self.state.step != before
 
@@ -991,6 +1072,11 @@ class Journey:
                     f"Decision: {subject}.",
                     f"No reply is needed. Contact the SENCO, {s.senco_id}, with any questions.",
                 ],
+                {
+                    "decision": subject,
+                    "decided_on": self._day(now),
+                    "close_reason": s.close_reason.value if s.close_reason else "",
+                },
             )
             return
         elif s.iep is not None and s.review_due_at is not None and s.review_due_at <= now:
@@ -1083,6 +1169,19 @@ class Journey:
             f"Please reply to consultation {consultation.consultation_id} "
             f"by {self._day(consultation.deadline)} (agree, disagree or ask to meet)."
         )
+        decided = next((e for e in s.timeline if e.step == step and e.kind in DECIDING), None)
+        facts: dict[str, Any] = {
+            "consultation_id": consultation.consultation_id,
+            "decision": subject,
+            "reason": decided.reason if decided else "",
+            "needs": [TRIGGER_WORDS[t] for t in decided.triggers] if decided else [],
+            "trigger_codes": [t.value for t in decided.triggers] if decided else [],
+            "decided_by": decided.actor.role.value if decided else "",
+            "decided_on": self._day(now),
+            "reply_by": self._day(consultation.deadline),
+        }
+        if s.iep is not None:
+            facts.update(self._iep_facts(s.iep))
         self._notify(
             step,
             "consultation",
@@ -1090,6 +1189,7 @@ class Journey:
             consultation.parent_ids,
             f"Your child's SEN support: {subject}",
             lines,
+            facts,
         )
 
     def _settle(self, consultation: Consultation, now: datetime) -> None:
@@ -1099,9 +1199,17 @@ class Journey:
                 self.rules.parents_settled(cmd=None, now=now)  # type: ignore[attr-defined]
                 self._sync()
 
-    def _notify_staff(self, step: int, kind: str, iep: Iep, subject: str, lines: list[str]) -> None:
+    def _notify_staff(
+        self,
+        step: int,
+        kind: str,
+        iep: Iep,
+        subject: str,
+        lines: list[str],
+        facts: dict[str, Any],
+    ) -> None:
         staff = list(dict.fromkeys([self.state.senco_id, *iep.responsible]))
-        self._notify(step, kind, Role.SENCO, staff, subject, lines)
+        self._notify(step, kind, Role.SENCO, staff, subject, lines, facts)
 
     def _notify(
         self,
@@ -1111,9 +1219,19 @@ class Journey:
         recipients: list[str],
         subject: str,
         lines: list[str],
+        facts: dict[str, Any] | None = None,
     ) -> None:
+        """Queue a message. ``lines`` is the plain summary; ``facts`` feed the letter templates
+        (what changed, what is due when), with the pupil's reference and who to contact."""
+        s = self.state
+        common = {
+            "pupil_ref": s.pupil_id,
+            "school": s.school_id,
+            "senco": s.senco_id,
+            "stage": s.stage_label,
+        }
         for recipient in recipients:
-            self.state.outbox.append(
+            s.outbox.append(
                 Notice(
                     key=f"{step}-{kind}-{recipient}",
                     kind=kind,
@@ -1121,8 +1239,22 @@ class Journey:
                     recipient_id=recipient,
                     subject=subject,
                     lines=list(lines),
+                    facts={**common, **(facts or {})},
                 )
             )
+
+    def _iep_facts(self, iep: Iep) -> dict[str, Any]:
+        return {
+            "iep_id": iep.iep_id,
+            "review_date": iep.review_date.isoformat(),
+            "targets": [
+                {"description": t.description, "criterion": t.success_criterion}
+                for t in iep.targets
+            ],
+            "strategies": list(iep.strategies),
+            "provision": list(iep.provision),
+            "responsible": list(iep.responsible),
+        }
 
     def _day(self, instant: datetime) -> str:
         policy = self.state.policy

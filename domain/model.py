@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Any
 
 from domain.policy import Policy
 
@@ -274,6 +275,8 @@ class Notice:
     recipient_id: str
     subject: str
     lines: list[str]
+    #: What the letter templates say: what changed and what is due when (JSON values).
+    facts: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

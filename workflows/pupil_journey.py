@@ -36,7 +36,7 @@ with workflow.unsafe.imports_passed_through():
         StepDownInput,
         check_opaque_id,
     )
-    from domain.journey import Journey
+    from domain.journey import FEATURE_REVIEW_INVITATIONS, Journey
     from domain.model import Actor, JourneyState, Role, Stage, TimelineEntry
     from domain.policy import school_year_start
     from workflows.search_attributes import SEN_NEXT_REVIEW, SEN_OVERDUE, SEN_SCHOOL, SEN_STAGE
@@ -52,6 +52,8 @@ MAX_REMEMBERED_REPLIES = 1000
 #: Journeys started (or continued) after this change project every change to the read model;
 #: histories recorded before it replay without those activities.
 READ_MODEL_PATCH = "read-model-projection"
+#: (domain feature, patch id): parents invited to each IEP review (issue 4).
+FEATURE_PATCHES = ((FEATURE_REVIEW_INVITATIONS, "parents-invited-to-reviews"),)
 
 
 def workflow_id(pupil_id: str) -> str:
@@ -98,6 +100,10 @@ class PupilJourney:
         self._publish()
         pumps = [asyncio.create_task(self._deliver_notices())]
         self._projecting = workflow.patched(READ_MODEL_PATCH)
+        # Domain behaviour added later, one patch each, decided once per run.
+        self._journey.features = frozenset(
+            feature for feature, patch in FEATURE_PATCHES if workflow.patched(patch)
+        )
         if self._projecting:
             pumps.append(asyncio.create_task(self._record_changes()))
         year = school_year_start(workflow.now(), self._state.policy)
