@@ -12,6 +12,7 @@ from pathlib import Path
 import structlog
 from temporalio.client import Client
 
+from activities.mail import SmtpSettings
 from workflows.converter import DATA_CONVERTER
 
 
@@ -27,6 +28,8 @@ class Settings:
     auto_migrate: bool = False  # run `alembic upgrade head` when the worker starts
     mail_domain: str = "senflow.invalid"
     mail_sender: str = "senco-office@senflow.invalid"
+    #: SMTP; with no host, messages go to the outbox folder instead.
+    smtp: SmtpSettings | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -43,7 +46,27 @@ class Settings:
             auto_migrate=env.get("SENFLOW_AUTO_MIGRATE", "0") == "1",
             mail_domain=env.get("SENFLOW_MAIL_DOMAIN", cls.mail_domain),
             mail_sender=env.get("SENFLOW_MAIL_SENDER", cls.mail_sender),
+            smtp=_smtp_from_env(env),
         )
+
+
+def _smtp_from_env(env: Mapping[str, str]) -> SmtpSettings | None:
+    host = env.get("SENFLOW_SMTP_HOST")
+    if not host:
+        return None
+    user = env.get("SENFLOW_SMTP_USER") or None
+    password = env.get("SENFLOW_SMTP_PASSWORD")
+    if user and not password:  # no default for a secret
+        raise ValueError("SENFLOW_SMTP_USER is set but SENFLOW_SMTP_PASSWORD is not")
+    tls = env.get("SENFLOW_SMTP_TLS", "0") == "1"
+    return SmtpSettings(
+        host=host,
+        port=int(env.get("SENFLOW_SMTP_PORT", "465" if tls else "587")),
+        starttls=env.get("SENFLOW_SMTP_STARTTLS", "1") == "1",
+        tls=tls,
+        user=user,
+        password=password,
+    )
 
 
 async def connect(settings: Settings) -> Client:

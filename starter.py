@@ -21,6 +21,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
 from temporalio.client import (
     Client,
     WorkflowUpdateFailedError,
@@ -446,6 +447,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stage", type=_enum(Stage), help="register: list the pupils at a stage")
     p.add_argument("--csv", action="store_true", help="CSV output")
 
+    p = cmd(
+        "contacts",
+        "how to reach parents, specialists and staff (kept outside Temporal)",
+        pupil=False,
+    )
+    p.add_argument("action", choices=["add", "list"])
+    p.add_argument("contact_id", nargs="?", help="the opaque id used in journeys")
+    p.add_argument("--contact-role", type=_enum(Role), help="parent, specialist, senco, ...")
+    p.add_argument("--name", help="how letters address them")
+    p.add_argument("--email")
+
     p = cmd("records", "the read model: migrate, rebuild from Temporal, verify", pupil=False)
     p.add_argument("action", choices=["migrate", "rebuild", "verify"])
 
@@ -518,6 +530,8 @@ async def run_command(
         return 0
     if c == "report":
         return report(args, settings)
+    if c == "contacts":
+        return contacts(args, parser, settings)
     if c == "records" and args.action == "migrate":
         migrate(make_engine(settings.database_url))
         _out(f"read model at head ({_safe_url(settings.database_url)})")
@@ -640,6 +654,34 @@ def report(args: argparse.Namespace, settings: Settings) -> int:
         _out(_csv(rows))
     else:
         _out(_table(rows))
+    return 0
+
+
+def contacts(args: argparse.Namespace, parser: argparse.ArgumentParser, settings: Settings) -> int:
+    from records.models import Contact
+
+    factory = sessions(make_engine(settings.database_url))
+    if args.action == "add":
+        if not args.contact_id or args.contact_role is None or not args.name:
+            parser.error("contacts add ID --contact-role ROLE --name NAME [--email ADDRESS]")
+        check_opaque_id(args.contact_id, "contact id")
+        with factory.begin() as session:
+            session.merge(
+                Contact(
+                    contact_id=args.contact_id,
+                    role=args.contact_role.value,
+                    display_name=args.name,
+                    email=args.email,
+                )
+            )
+        _out(f"contact {args.contact_id} saved")
+        return 0
+    with factory() as session:
+        rows = [
+            {"contact": c.contact_id, "role": c.role, "name": c.display_name, "email": c.email}
+            for c in session.scalars(select(Contact))
+        ]
+    _print_json_or(args.json, rows, _table(rows))
     return 0
 
 

@@ -11,6 +11,7 @@ from temporalio.client import Client
 from temporalio.worker import PollerBehaviorAutoscaling, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.mail import SmtpMailer
 from activities.notices import Notifier
 from activities.records import Recorder
 from records.db import make_engine, migrate, sessions
@@ -35,7 +36,10 @@ def build_worker(client: Client, settings: Settings) -> Worker:
     if settings.auto_migrate:
         migrate(engine)
     recorder = Recorder(sessions(engine))
-    notifier = Notifier(settings.outbox_dir, settings.mail_domain, settings.mail_sender, recorder)
+    smtp = SmtpMailer(settings.smtp) if settings.smtp is not None else None
+    notifier = Notifier(
+        settings.outbox_dir, settings.mail_domain, settings.mail_sender, recorder, smtp
+    )
     return Worker(
         client,
         task_queue=settings.task_queue,

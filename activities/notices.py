@@ -1,8 +1,6 @@
 """Delivering the notices a journey owes: letters to parents, staff reminders, referrals.
 
-Until real mail exists (issue 4) each message is an RFC 5322 file in the outbox folder, one
-file per message key. The key is the workflow id + the journey step + kind + recipient, so a
-retried activity rewrites the same file with the same Message-ID: a retry never sends twice.
+Each message key is the workflow id + the journey step + kind + recipient.
 """
 
 from __future__ import annotations
@@ -12,13 +10,12 @@ import hashlib
 import os
 import re
 from dataclasses import dataclass
-from email.message import EmailMessage
-from email.utils import format_datetime
 from pathlib import Path
 
 import structlog
 from temporalio import activity
 
+from activities.mail import SmtpMailer, build_message
 from activities.records import Recorder
 from domain.model import Notice
 from records.models import MessageSent
@@ -38,7 +35,8 @@ class SendNoticeInput:
 class SendNoticeResult:
     message_id: str
     path: str
-    rewritten: bool  # True when an earlier attempt had already written this message
+    rewritten: bool  # True when an earlier attempt had already delivered this message
+    channel: str = "outbox"  # smtp, outbox, or undeliverable (no address on file)
 
 
 def message_key(workflow_id: str, notice: Notice) -> str:
@@ -51,65 +49,107 @@ def message_id(workflow_id: str, notice: Notice, domain: str) -> str:
 
 
 class Notifier:
-    """Activities that need the outbox folder and mail settings; built in ``worker.py``."""
+    """Delivers notices: SMTP when configured, else the outbox folder; built in ``worker.py``.
+
+    Idempotent in three layers: the delivery ledger (``messages_sent``) is checked first and
+    written *before* the activity is acknowledged, so a retry after an accepted send sends
+    nothing; the outbox file for a key is rewritten in place; and every message carries a
+    Message-ID derived from workflow id + key, so a receiving server can drop a duplicate.
+    """
 
     def __init__(
-        self, outbox_dir: Path, mail_domain: str, sender: str, recorder: Recorder | None = None
+        self,
+        outbox_dir: Path,
+        mail_domain: str,
+        sender: str,
+        recorder: Recorder | None = None,
+        smtp: SmtpMailer | None = None,
     ) -> None:
         self.outbox_dir = outbox_dir
         self.mail_domain = mail_domain
         self.sender = sender
         self.recorder = recorder
+        self.smtp = smtp
 
-    def path_for(self, workflow_id: str, notice: Notice) -> Path:
+    def path_for(self, workflow_id: str, notice: Notice, folder: str = "") -> Path:
         name = f"{_UNSAFE.sub('_', workflow_id)}--{_UNSAFE.sub('_', notice.key)}.eml"
-        return self.outbox_dir / name
+        return self.outbox_dir / folder / name if folder else self.outbox_dir / name
 
-    def render(self, input: SendNoticeInput) -> EmailMessage:
-        notice = input.notice
-        msg = EmailMessage()
-        msg["Message-ID"] = message_id(input.workflow_id, notice, self.mail_domain)
-        msg["From"] = self.sender
-        # Contacts arrive with the mail issue; until then the opaque id is the mailbox.
-        msg["To"] = f"{notice.recipient_role.value}.{notice.recipient_id}@{self.mail_domain}"
-        msg["Subject"] = notice.subject
-        msg["X-Senflow-Journey"] = input.workflow_id
-        msg["X-Senflow-Notice"] = notice.kind
-        info = activity.info()
-        # The time the journey decided to send it, not the attempt's clock: retries match.
-        msg["Date"] = format_datetime(info.scheduled_time)
-        msg.set_content("\n".join([*notice.lines, "", "-- senflow, on behalf of the school"]))
-        return msg
+    def address_of(self, notice: Notice) -> str | None:
+        """The recipient's address from the contacts table (kept outside Temporal)."""
+        contact = self.recorder.contact(notice.recipient_id) if self.recorder else None
+        if contact is not None and contact.email:
+            return contact.email
+        if self.smtp is not None:
+            return None  # real mail, no address on file: undeliverable, a person must act
+        # Outbox only (a demo, a test): the opaque id stands in as a mailbox.
+        return f"{notice.recipient_role.value}.{notice.recipient_id}@{self.mail_domain}"
 
     @activity.defn(name="send_notice")
     async def send_notice(self, input: SendNoticeInput) -> SendNoticeResult:
-        path = self.path_for(input.workflow_id, input.notice)
-        msg = self.render(input)
-        rewritten = await asyncio.to_thread(self._write, path, msg.as_bytes())
+        notice, info = input.notice, activity.info()
+        mid = message_id(input.workflow_id, notice, self.mail_domain)
+        if self.recorder is not None:
+            sent = await asyncio.to_thread(
+                self.recorder.message_sent, input.workflow_id, notice.key
+            )
+            if sent is not None:  # an earlier attempt delivered it and recorded it
+                log.info(
+                    "notice_already_sent",
+                    workflow_id=input.workflow_id,
+                    key=notice.key,
+                    attempt=info.attempt,
+                )
+                return SendNoticeResult(
+                    message_id=sent.message_id, path="", rewritten=True, channel=sent.channel
+                )
+        address = await asyncio.to_thread(self.address_of, notice)
+        msg = build_message(
+            notice,
+            message_id=mid,
+            sender=self.sender,
+            to=address or f"undeliverable.{notice.recipient_id}@{self.mail_domain}",
+            journey=input.workflow_id,
+            # The time the journey decided to send it, not the attempt's clock: retries match.
+            date=info.scheduled_time,
+        )
+        path, rewritten = Path(), False
+        if self.smtp is not None and address is not None:
+            channel = "smtp"
+            await self.smtp.send(msg)  # raises (and so retries) until the server accepts
+        else:
+            # No SMTP configured, or no address on file: a file a person can act on.
+            channel = "outbox" if address is not None else "undeliverable"
+            path = self.path_for(
+                input.workflow_id, notice, "" if address is not None else "undeliverable"
+            )
+            rewritten = await asyncio.to_thread(self._write, path, msg.as_bytes())
         if self.recorder is not None:
             await asyncio.to_thread(
                 self.recorder.record_message,
                 MessageSent(
                     workflow_id=input.workflow_id,
-                    notice_key=input.notice.key,
-                    kind=input.notice.kind,
-                    recipient_role=input.notice.recipient_role.value,
-                    recipient_id=input.notice.recipient_id,
-                    message_id=str(msg["Message-ID"]),
-                    sent_at=activity.info().scheduled_time,
+                    notice_key=notice.key,
+                    kind=notice.kind,
+                    recipient_role=notice.recipient_role.value,
+                    recipient_id=notice.recipient_id,
+                    message_id=mid,
+                    sent_at=info.scheduled_time,
+                    channel=channel,
                 ),
             )
         log.info(
-            "notice_written",
+            "notice_sent",
             workflow_id=input.workflow_id,
-            kind=input.notice.kind,
-            recipient_role=input.notice.recipient_role.value,
-            key=input.notice.key,
-            attempt=activity.info().attempt,
+            kind=notice.kind,
+            recipient_role=notice.recipient_role.value,
+            key=notice.key,
+            channel=channel,
+            attempt=info.attempt,
             rewritten=rewritten,
         )
         return SendNoticeResult(
-            message_id=str(msg["Message-ID"]), path=str(path), rewritten=rewritten
+            message_id=mid, path=str(path), rewritten=rewritten, channel=channel
         )
 
     @staticmethod

@@ -208,3 +208,17 @@ class MessageSent(Base):
     recipient_id: Mapped[str] = mapped_column(Id)
     message_id: Mapped[str] = mapped_column(String(200))
     sent_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    channel: Mapped[str] = mapped_column(Code, server_default="outbox")
+
+
+class Contact(Base):
+    """How to reach a parent, carer, specialist or member of staff, by opaque id.
+
+    Kept here, outside Temporal: names and addresses never enter a workflow history.
+    """
+
+    __tablename__ = "contacts"
+    contact_id: Mapped[str] = mapped_column(Id, primary_key=True)
+    role: Mapped[str] = mapped_column(Code)
+    display_name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320))

@@ -306,3 +306,44 @@ async def test_a_malformed_update_is_refused_without_touching_history(dev, paylo
         await starter.act(dev.client, pupil, "refer", payload)
     assert await event_count(dev, pupil) == before
     assert await no_failed_workflow_tasks(dev, pupil)
+
+
+async def test_an_unanswered_referral_is_chased_and_the_senco_told_after_the_second(ts) -> None:
+    from domain.commands import ReferInput
+    from domain.model import SpecialistKind
+
+    pupil = new_pupil()
+    await open_school_action(ts, pupil)
+    await starter.act(
+        ts.client,
+        pupil,
+        "record_review",
+        RecordReviewInput(
+            SENCO,
+            ReviewOutcome.ESCALATE,
+            progress(),
+            "little progress",
+            iep("plus"),
+            [Trigger.AP_COMMUNICATION],
+        ),
+    )
+    referral = await starter.act(
+        ts.client,
+        pupil,
+        "refer",
+        ReferInput(SENCO, SpecialistKind.SPEECH_AND_LANGUAGE, "salt-3", "expressive language?"),
+    )
+
+    await ts.env.sleep(timedelta(weeks=6, days=1))
+    state = await until_delivered(ts.client, pupil)
+    assert [r.chases for r in state.referrals] == [1]
+    assert not list(ts.outbox.glob("*referral_escalated*"))
+
+    await ts.env.sleep(timedelta(weeks=6))
+    state = await until_delivered(ts.client, pupil)
+    assert [r.chases for r in state.referrals] == [2]
+    chases = sorted(p.name for p in ts.outbox.glob("*referral_chase-salt-3*"))
+    assert len(chases) == 2
+    told = list(ts.outbox.glob("*referral_escalated-senco-1*"))
+    assert len(told) == 1 and referral.ref is not None
+    assert referral.ref in told[0].read_text()

@@ -83,6 +83,7 @@ async def test_a_two_year_journey_reaches_statutory_assessment_with_nothing_lost
     for c in state.consultations:
         for parent in PARENTS:
             assert any(
-                m["To"].startswith(f"parent.{parent}@") and c.consultation_id in m.get_content()
+                m["To"].startswith(f"parent.{parent}@")
+                and c.consultation_id in m.get_body(preferencelist=("plain",)).get_content()
                 for m in consultations
             ), (c.consultation_id, parent)

@@ -1,0 +1,105 @@
+"""Letters and emails: Jinja2 templates (plain text + HTML) and SMTP delivery."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import format_datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import aiosmtplib
+from jinja2 import (
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    TemplateNotFound,
+    UndefinedError,
+)
+
+from domain.model import Notice
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int = 587
+    starttls: bool = True
+    tls: bool = False  # implicit TLS (port 465)
+    user: str | None = None
+    password: str | None = None
+    timeout: float = 30.0
+
+
+@cache
+def _environment(html: bool) -> Environment:
+    # Two environments over the same files: HTML escapes what it inserts, text does not.
+    return Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=html,
+        undefined=StrictUndefined,  # a missing fact is an error, not a silent blank in a letter
+        keep_trailing_newline=True,
+    )
+
+
+def render_bodies(notice: Notice) -> tuple[str, str | None]:
+    """(plain text, HTML) for a notice; a kind without a template gets its summary lines."""
+    facts: dict[str, Any] = notice.facts
+    try:
+        text = _environment(False).get_template(f"{notice.kind}.j2").module.text(facts)  # type: ignore[attr-defined]
+        html = _environment(True).get_template(f"{notice.kind}.j2").module.html(facts)  # type: ignore[attr-defined]
+    except (TemplateNotFound, UndefinedError):
+        # No template, or a notice queued by an older run before it carried these facts:
+        # its summary lines still say what changed. Never fail (and retry forever) on a letter.
+        return "\n".join([*notice.lines, "", "-- senflow, on behalf of the school"]), None
+    return str(text).strip() + "\n", str(html).strip() + "\n"
+
+
+def build_message(
+    notice: Notice, *, message_id: str, sender: str, to: str, journey: str, date: datetime
+) -> EmailMessage:
+    msg = EmailMessage()
+    msg["Message-ID"] = message_id
+    msg["From"] = sender
+    msg["To"] = to
+    msg["Subject"] = notice.subject
+    msg["Date"] = format_datetime(date)
+    msg["X-Senflow-Journey"] = journey
+    msg["X-Senflow-Notice"] = notice.kind
+    text, html = render_bodies(notice)
+    msg.set_content(text)
+    if html is not None:
+        msg.add_alternative(html, subtype="html")
+    return msg
+
+
+class SmtpMailer:
+    def __init__(self, settings: SmtpSettings) -> None:
+        self.settings = settings
+
+    async def send(self, msg: EmailMessage) -> None:
+        """Returns once the server has accepted the message (250 after DATA)."""
+        s = self.settings
+        smtp = aiosmtplib.SMTP(
+            hostname=s.host,
+            port=s.port,
+            use_tls=s.tls,
+            start_tls=s.starttls if not s.tls else False,
+            timeout=s.timeout,
+        )
+        await smtp.connect()
+        try:
+            if s.user:
+                await smtp.login(s.user, s.password or "")
+            await smtp.send_message(msg)
+        finally:
+            try:
+                await smtp.quit()
+            except aiosmtplib.SMTPException:
+                pass  # accepted is accepted; a failed goodbye must not cause a resend
+            except OSError:
+                pass

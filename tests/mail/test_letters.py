@@ -1,0 +1,185 @@
+"""Letters rendered from the templates carry the facts they must; SMTP delivers each once."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from temporalio.testing import ActivityEnvironment
+
+import activities.notices as notices_module
+from activities.mail import SmtpMailer, SmtpSettings, render_bodies
+from activities.notices import Notifier, SendNoticeInput
+from domain.commands import CloseInput, ParentRespondedInput
+from domain.journey import FEATURE_REVIEW_INVITATIONS, Journey
+from domain.model import CloseReason, Notice, ParentReply
+from scenarios import SENCO, T0, at_action_plus_with_referral
+from smtp_sink import SmtpServer, free_port
+
+
+def all_notices() -> dict[str, Notice]:
+    """One notice of every kind, made by a real journey run through its timers."""
+    journey = at_action_plus_with_referral("p9")
+    journey = Journey(journey.state, frozenset({FEATURE_REVIEW_INVITATIONS}))
+    consultation = journey.state.consultations[-1].consultation_id
+    journey.parent_responded(
+        ParentRespondedInput(
+            "r-dis", consultation, "carer-2", ParentReply.DISAGREE, "we see progress at home"
+        ),
+        T0 + timedelta(days=13),
+    )
+    for _ in range(40):
+        wake = journey.next_wakeup()
+        if (
+            wake is None
+            or journey.state.overdue
+            and any(r.chases >= 2 for r in journey.state.referrals)
+        ):
+            break
+        journey.on_time(wake)
+    journey.close(
+        CloseInput(SENCO, CloseReason.MOVED_SCHOOL, "family moved"), T0 + timedelta(days=400)
+    )
+    found: dict[str, Notice] = {}
+    for notice in journey.state.outbox:
+        found.setdefault(notice.kind, notice)
+    return found
+
+
+def test_every_kind_of_notice_has_a_text_and_an_html_letter() -> None:
+    notices = all_notices()
+    assert set(notices) == {
+        "consultation",
+        "consultation_reminder",
+        "review_invitation",
+        "review_reminder",
+        "review_overdue",
+        "referral_request",
+        "referral_chase",
+        "referral_escalated",
+        "parent_reply",
+        "closure",
+    }
+    for kind, notice in notices.items():
+        text, html = render_bodies(notice)
+        assert html is not None and html.startswith("<!DOCTYPE html>"), kind
+        assert notice.facts["pupil_ref"] in text and notice.facts["senco"] in text, kind
+
+
+def test_a_decision_letter_says_what_why_which_needs_the_targets_and_by_when() -> None:
+    notice = all_notices()["consultation"]
+    text, html = render_bodies(notice)
+    f = notice.facts
+    assert f"the school decided: {f['decision']}" in text
+    assert f"Why: {f['reason']}" in text
+    for need in f["needs"]:
+        assert need in text and need in (html or "")
+    for target in f["targets"]:
+        assert target["description"] in text and target["criterion"] in text
+    assert f"reviewed on {f['review_date']}" in text
+    assert f"by {f['reply_by']}" in text and f["consultation_id"] in text
+    assert "Contact: the SENCO" in text
+
+
+def test_html_letters_escape_what_people_typed() -> None:
+    notice = all_notices()["parent_reply"]
+    notice.facts["comments"] = "<script>alert(1)</script> & more"
+    text, html = render_bodies(notice)
+    assert "<script>alert(1)</script> & more" in text
+    assert html is not None and "&lt;script&gt;" in html and "<script>" not in html
+
+
+def notifier(tmp_path, recorder, port: int) -> Notifier:
+    smtp = SmtpMailer(SmtpSettings(host="127.0.0.1", port=port, starttls=False, timeout=5))
+    return Notifier(tmp_path / "outbox", "school.invalid", "office@school.invalid", recorder, smtp)
+
+
+def consultation_inputs() -> list[SendNoticeInput]:
+    journey = at_action_plus_with_referral("p7")
+    return [
+        SendNoticeInput("pupil-p7", n)
+        for n in journey.state.outbox
+        if n.kind == "consultation" and n.key.startswith("2-")
+    ]
+
+
+async def test_each_parent_gets_exactly_one_message_however_often_it_is_retried(
+    tmp_path, recorder, smtp_server
+) -> None:
+    sender = notifier(tmp_path, recorder, smtp_server.port)
+    env = ActivityEnvironment()
+    inputs = consultation_inputs()
+    assert len(inputs) == 2  # two carers, one letter each
+    for _ in range(3):
+        for item in inputs:
+            await env.run(sender.send_notice, item)
+
+    got = smtp_server.sink.messages
+    assert sorted(rcpt for rcpts, _ in got for rcpt in rcpts) == [
+        "alex@example.invalid",
+        "sam@example.invalid",
+    ]
+    for _, msg in got:
+        assert msg["Subject"] == "Your child's SEN support: opened School Action"
+        assert msg["Message-ID"].endswith("@school.invalid>")
+        plain = msg.get_body(preferencelist=("plain",)).get_content()
+        assert "little or no progress even when teaching targets the difficulty" in plain
+        assert msg.get_body(preferencelist=("html",)) is not None
+    assert len({msg["Message-ID"] for _, msg in got}) == 2
+    assert recorder.message_sent("pupil-p7", inputs[0].notice.key).channel == "smtp"
+
+
+async def test_a_crash_after_the_server_accepted_does_not_send_again(
+    tmp_path, recorder, smtp_server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sender = notifier(tmp_path, recorder, smtp_server.port)
+    [item, _] = consultation_inputs()
+
+    class Crash(Exception):
+        pass
+
+    real_info = notices_module.log.info
+
+    def crash_once(event: str, **kw: object) -> None:
+        if event == "notice_sent":
+            monkeypatch.setattr(notices_module.log, "info", real_info)
+            raise Crash("worker died before acknowledging")
+        real_info(event, **kw)
+
+    monkeypatch.setattr(notices_module.log, "info", crash_once)
+    with pytest.raises(Crash):
+        await ActivityEnvironment().run(sender.send_notice, item)
+    assert len(smtp_server.sink.messages) == 1
+    retried = await ActivityEnvironment().run(sender.send_notice, item)  # Temporal's retry
+    assert retried.rewritten and len(smtp_server.sink.messages) == 1
+
+
+async def test_with_the_server_down_the_send_fails_and_succeeds_once_it_is_back(
+    tmp_path, recorder
+) -> None:
+    server = SmtpServer(free_port())
+    sender = notifier(tmp_path, recorder, server.port)
+    [item, _] = consultation_inputs()
+    for _ in range(2):
+        with pytest.raises(OSError):
+            await ActivityEnvironment().run(sender.send_notice, item)
+    assert recorder.message_sent("pupil-p7", item.notice.key) is None
+    server.start()
+    try:
+        await ActivityEnvironment().run(sender.send_notice, item)
+        await ActivityEnvironment().run(sender.send_notice, item)
+        assert len(server.sink.messages) == 1
+    finally:
+        server.stop()
+
+
+async def test_without_an_address_on_file_the_letter_is_kept_for_a_person(
+    tmp_path, recorder, smtp_server
+) -> None:
+    sender = notifier(tmp_path, recorder, smtp_server.port)
+    [item, _] = consultation_inputs()
+    item.notice.recipient_id = "carer-unknown"
+    result = await ActivityEnvironment().run(sender.send_notice, item)
+    assert result.channel == "undeliverable"
+    assert smtp_server.sink.messages == []
+    assert len(list((tmp_path / "outbox" / "undeliverable").glob("*.eml"))) == 1
