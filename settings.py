@@ -26,6 +26,7 @@ class Settings:
     database_url: str = "sqlite:///.senflow/records.db"
     log_format: str = "auto"  # auto: console on a TTY, JSON lines otherwise
     auto_migrate: bool = False  # run `alembic upgrade head` when the worker starts
+    heartbeat_file: Path | None = None  # touched every 15 s by a live worker (healthchecks)
     mail_domain: str = "senflow.invalid"
     mail_sender: str = "senco-office@senflow.invalid"
     #: SMTP; with no host, messages go to the outbox folder instead.
@@ -44,6 +45,9 @@ class Settings:
             database_url=env.get("SENFLOW_DATABASE_URL", f"sqlite:///{state_dir}/records.db"),
             log_format=env.get("SENFLOW_LOG_FORMAT", cls.log_format),
             auto_migrate=env.get("SENFLOW_AUTO_MIGRATE", "0") == "1",
+            heartbeat_file=Path(env["SENFLOW_HEARTBEAT_FILE"])
+            if env.get("SENFLOW_HEARTBEAT_FILE")
+            else None,
             mail_domain=env.get("SENFLOW_MAIL_DOMAIN", cls.mail_domain),
             mail_sender=env.get("SENFLOW_MAIL_SENDER", cls.mail_sender),
             smtp=_smtp_from_env(env),

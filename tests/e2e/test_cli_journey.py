@@ -217,5 +217,8 @@ def test_a_journey_from_concern_to_action_plus_through_the_cli(service) -> None:
         assert time.monotonic() < deadline
         time.sleep(0.3)
 
+    # the worker's heartbeat (what the compose healthcheck reads) is fresh
+    assert time.time() - (state_dir / "worker.alive").stat().st_mtime < 60
+
     usage = cli("review", pupil, *SENCO, "--outcome", "sideways")
     assert usage.returncode == 2
