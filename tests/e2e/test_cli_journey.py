@@ -59,6 +59,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cli, Pat
         "SENFLOW_STATE_DIR": str(state),
         "TEMPORAL_ADDRESS": f"127.0.0.1:{port}",
         "SENFLOW_LOG_FORMAT": "json",
+        "SENFLOW_HEARTBEAT_FILE": str(state / "worker.alive"),
     }
     up = subprocess.Popen(
         [SENFLOW, "up", "--port", str(port), "--ui-port", str(ui_port)],
