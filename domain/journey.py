@@ -597,6 +597,7 @@ class Journey:
         return self._stage_decision("step_down", cmd, now, "stepped down", cmd.reason, [])
 
     def close(self, cmd: CloseInput, now: datetime) -> ActionResult:
+        self.check("close", cmd, now)  # refuse before touching anything
         self.state.close_reason = cmd.close_reason
         return self._stage_decision(
             "close", cmd, now, f"closed ({cmd.close_reason.value})", cmd.reason, []
@@ -608,6 +609,7 @@ class Journey:
         return self._result(step, "progress note recorded")
 
     def record_review(self, cmd: RecordReviewInput, now: datetime) -> ActionResult:
+        self.check("record_review", cmd, now)  # refuse before touching anything
         iep = self.state.iep
         assert iep is not None  # with_review guarantees it
         before = self.state.stage
