@@ -21,34 +21,17 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from temporalio.api.enums.v1 import (
     EventType,
-    IndexedValueType,
 )
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.testing import WorkflowEnvironment
 
-from devserver import SEARCH_ATTRIBUTES, find_binary
-from journeys import PARENTS, two_year_journey
+from journeys import PARENTS, time_skipping_server, two_year_journey
 from settings import Settings
 from worker import build_worker
-from workflows.converter import DATA_CONVERTER
 
 OUT = ROOT / "tests" / "histories"
 
 
 async def main(prefix: str) -> None:
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=find_binary("temporal-test-server"),
-        data_converter=DATA_CONVERTER,
-    )
-    await env.client.operator_service.add_search_attributes(
-        AddSearchAttributesRequest(
-            namespace=env.client.namespace,
-            search_attributes={
-                name: getattr(IndexedValueType, f"INDEXED_VALUE_TYPE_{kind.upper()}")
-                for name, kind in SEARCH_ATTRIBUTES.items()
-            },
-        )
-    )
+    env = await time_skipping_server()
     scratch = Path(tempfile.mkdtemp(prefix="senflow-record-"))
     settings = Settings(
         task_queue=f"record-{uuid.uuid4()}",

@@ -7,11 +7,10 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import pytest_asyncio
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.testing import WorkflowEnvironment
 
-from devserver import SEARCH_ATTRIBUTES, SQLITE_PRAGMAS, find_binary
+from devserver import SQLITE_PRAGMAS, find_binary
+from journeys import time_skipping_server
 from workflows.converter import DATA_CONVERTER
 from workflows.search_attributes import ALL as SEARCH_ATTRIBUTE_KEYS
 
@@ -27,20 +26,7 @@ def pytest_cmdline_main(config: pytest.Config) -> Iterator[None]:
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
     """The time-skipping test server: a 61-day timer passes in well under a second."""
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=find_binary("temporal-test-server"),
-        data_converter=DATA_CONVERTER,
-    )
-    # It knows no custom search attribute until told; an unknown upsert stalls the task.
-    await env.client.operator_service.add_search_attributes(
-        AddSearchAttributesRequest(
-            namespace=env.client.namespace,
-            search_attributes={
-                name: getattr(IndexedValueType, f"INDEXED_VALUE_TYPE_{kind.upper()}")
-                for name, kind in SEARCH_ATTRIBUTES.items()
-            },
-        )
-    )
+    env = await time_skipping_server()
     yield env
     await env.shutdown()
 

@@ -7,10 +7,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 import starter
+from devserver import SEARCH_ATTRIBUTES, find_binary
 from domain.commands import (
     AssessmentCompletedInput,
     IepInput,
@@ -34,6 +37,7 @@ from domain.model import (
 )
 from domain.policy import Policy
 from settings import Settings
+from workflows.converter import DATA_CONVERTER
 
 SENCO = Actor("senco-1", Role.SENCO)
 TEACHER = Actor("teacher-1", Role.CLASS_TEACHER)
@@ -72,6 +76,25 @@ def start_cmd(pupil_id: str, policy: Policy | None = None, **kw: object) -> Star
 
 def new_pupil() -> str:
     return f"p{uuid.uuid4().hex[:10]}"
+
+
+async def time_skipping_server() -> WorkflowEnvironment:
+    """The time-skipping test server, told about senflow's search attributes: it knows none
+    until told, and a workflow upserting an unknown one stalls its task."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=find_binary("temporal-test-server"),
+        data_converter=DATA_CONVERTER,
+    )
+    await env.client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=env.client.namespace,
+            search_attributes={
+                name: getattr(IndexedValueType, f"INDEXED_VALUE_TYPE_{kind.upper()}")
+                for name, kind in SEARCH_ATTRIBUTES.items()
+            },
+        )
+    )
+    return env
 
 
 async def state_of(client: Client, pupil_id: str) -> JourneyState:

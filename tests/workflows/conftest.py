@@ -67,14 +67,13 @@ async def _running(env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Ru
         # Terminate while the worker still runs: journeys (or activities) left behind without
         # a worker hold up the time-skipping server's clock for every later test.
         # An activity still in flight when its journey is terminated holds the clock too
-        # (measured), so let each journey deliver its notices first.
+        # (measured), so let each journey deliver its notices and record its changes first.
         for workflow_id in set(started):
             handle = client.get_workflow_handle(workflow_id)
             try:
-                for _ in range(100):
-                    if not (
-                        await handle.query(PupilJourney.state, result_type=JourneyState)
-                    ).outbox:
+                for _ in range(600):  # up to 30 s on a loaded machine
+                    state = await handle.query(PupilJourney.state, result_type=JourneyState)
+                    if not state.outbox and state.projected_step >= state.step:
                         break
                     await asyncio.sleep(0.05)
                 await handle.terminate("test finished")

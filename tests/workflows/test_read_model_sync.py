@@ -14,29 +14,13 @@ from records import models as m
 from records.db import make_engine, sessions
 from records.sync import read_journeys, rebuild, verify
 
-TABLES = [
-    m.Pupil,
-    m.Journey,
-    m.StageChange,
-    m.Iep,
-    m.IepTarget,
-    m.Review,
-    m.ReviewProgress,
-    m.Consultation,
-    m.ConsultationResponse,
-    m.Referral,
-    m.MessageSent,
-]
-
 
 def dump(engine) -> dict[str, list[tuple]]:
-    with sessions(engine)() as session:
+    """Every row of every read-model table."""
+    with engine.connect() as conn:
         return {
-            t.__tablename__: sorted(
-                tuple(getattr(row, c.key) for c in t.__table__.columns)
-                for row in session.scalars(select(t))
-            )
-            for t in TABLES
+            t.name: sorted(tuple(row) for row in conn.execute(select(t)))
+            for t in m.Base.metadata.sorted_tables
         }
 
 
