@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -35,6 +36,9 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from audit import compliance
+from audit import report as audit_report
+from audit import trail as trail_module
 from domain.commands import (
     ActionResult,
     AssessmentCompletedInput,
@@ -423,7 +427,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reply-id", help="idempotency key (default: a new one)")
 
     cmd("show", "where a pupil stands now")
-    cmd("history", "every decision, review, consultation, referral and rejected message")
+    p = cmd("history", "auditors: the journey as Temporal recorded it, across every run")
+    p.add_argument("--html", metavar="FILE", help="also write a printable HTML report")
+
+    p = cmd("export", "auditors: every run's history in Temporal's JSON format")
+    p.add_argument("-o", "--output", required=True, metavar="FILE")
+
+    p = cmd(
+        "replay", "auditors: replay histories on today's code (exit 1 on any failure)", pupil=False
+    )
+    p.add_argument("files", nargs="*", metavar="FILE", help="exports or single-run histories")
+    p.add_argument("--all", action="store_true", help="every journey in the namespace")
+
+    p = cmd("audit", "auditors: were the rules followed? (exit 1 on any breach)", pupil=False)
+    p.add_argument("pupil", nargs="?", help="one pupil (or --all)")
+    p.add_argument("--all", action="store_true", help="every journey in the namespace")
 
     p = cmd("list", "open journeys (Temporal visibility)", pupil=False)
     p.add_argument("--stage", type=_enum(Stage))
@@ -536,6 +554,8 @@ async def run_command(
         migrate(make_engine(settings.database_url))
         _out(f"read model at head ({_safe_url(settings.database_url)})")
         return 0
+    if c == "replay" and not args.all:
+        return await replay_command(None, args)  # files replay without a server
     if c == "start" or c in ACTIONS:
         _actor(args, parser)  # a usage error is reported before any connection is tried
     try:
@@ -605,8 +625,29 @@ async def run_command(
         state = await show(client, args.pupil)
         _print(args, state, _state_text(state))
     elif c == "history":
-        entries = await history(client, args.pupil)
-        _print(args, entries, "\n".join(_entry_text(e) for e in entries))
+        trail = await _trail(client, args.pupil)
+        breaches = compliance.check(trail.state, datetime.now(UTC))
+        if args.html:
+            Path(args.html).write_text(audit_report.as_html(trail, breaches, datetime.now(UTC)))
+        _out(
+            audit_report.as_json(trail, breaches)
+            if args.json
+            else audit_report.as_text(trail, breaches)
+        )
+    elif c == "export":
+        check_opaque_id(args.pupil, "pupil id")
+        runs = await _runs(client, args.pupil)
+        Path(args.output).write_text(trail_module.export_json(runs, workflow_id(args.pupil)))
+        events = sum(len(r.history.events) for r in runs)
+        _print(
+            args,
+            {"runs": len(runs), "events": events, "file": args.output},
+            f"wrote {len(runs)} run(s), {events} events, to {args.output}",
+        )
+    elif c == "replay":
+        return await replay_command(client, args)
+    elif c == "audit":
+        return await audit_command(client, args, parser)
     elif c == "list":
         rows = await list_journeys(
             client, args.stage, args.school, True if args.overdue else None, args.all
@@ -617,6 +658,84 @@ async def run_command(
     elif c == "records":
         return await records_sync(client, settings, args.action, args.json)
     return 0
+
+
+# -- auditors ---------------------------------------------------------------------------------
+
+
+async def _runs(client: Client, pupil_id: str) -> list[trail_module.Run]:
+    try:
+        return await trail_module.fetch_runs(client, workflow_id(pupil_id))
+    except RPCError as err:
+        raise _translate(err, pupil_id) from None
+
+
+async def _trail(client: Client, pupil_id: str) -> trail_module.Trail:
+    check_opaque_id(pupil_id, "pupil id")
+    runs = await _runs(client, pupil_id)
+    try:
+        return await trail_module.trail_from_runs(
+            client.data_converter, workflow_id(pupil_id), runs
+        )
+    except ValueError as err:
+        raise Refused(
+            f"pupil {pupil_id}: {err} (recorded before journeys recorded their "
+            "changes; `senflow export` still gives the raw history)"
+        ) from None
+
+
+async def _all_journey_ids(client: Client) -> list[str]:
+    ids = set()
+    async for wf in client.list_workflows(f"WorkflowType = '{PupilJourney.__name__}'"):
+        ids.add(wf.id)
+    return sorted(ids)
+
+
+async def replay_command(client: Client | None, args: argparse.Namespace) -> int:
+    from audit.replay import replay_runs
+
+    runs: list[trail_module.Run] = []
+    for name in args.files:
+        runs += trail_module.load_histories(Path(name).read_text(), Path(name).stem)
+    if args.all and client is not None:
+        for wf_id in await _all_journey_ids(client):
+            runs += await trail_module.fetch_runs(client, wf_id)
+    if not runs:
+        raise Refused("nothing to replay: give FILE... or --all")
+    outcomes = await replay_runs(runs)
+    rows = [vars(o) for o in outcomes]
+    text = "\n".join(
+        f"{'ok  ' if o.ok else 'FAIL'} {o.workflow_id} run {o.run_id} ({o.events} events)"
+        + (f"\n     {o.failure}" if o.failure else "")
+        for o in outcomes
+    )
+    failed = sum(not o.ok for o in outcomes)
+    _print_json_or(args.json, rows, f"{text}\n{len(outcomes) - failed} replayed, {failed} failed")
+    return 1 if failed else 0
+
+
+async def audit_command(
+    client: Client, args: argparse.Namespace, parser: argparse.ArgumentParser
+) -> int:
+    if bool(args.pupil) == bool(args.all):
+        parser.error("audit PUPIL, or audit --all")
+    ids = await _all_journey_ids(client) if args.all else [workflow_id(args.pupil)]
+    now = datetime.now(UTC)
+    rows, lines = [], []
+    for wf_id in ids:
+        try:
+            trail = await _trail(client, wf_id.removeprefix("pupil-"))
+        except Refused as err:
+            lines.append(f"skipped {wf_id}: {err}")
+            continue
+        breaches = compliance.check(trail.state, now)
+        rows.append({"workflow_id": wf_id, "breaches": [vars(b) for b in breaches]})
+        lines.append(f"{wf_id}: {len(breaches)} breach(es)")
+        for b in breaches:
+            lines.append(f"  BREACH {b.rule}: {b.detail}")
+            lines += [f"    {ev}" for ev in b.evidence]
+    _print_json_or(args.json, rows, "\n".join(lines))
+    return 1 if any(r["breaches"] for r in rows) else 0
 
 
 # -- the read model ---------------------------------------------------------------------------
