@@ -1,0 +1,53 @@
+"""The fault tier: real subprocesses (dev server, ``senflow worker``), real SMTP and PostgreSQL,
+and faults injected from outside. Every process a test starts is stopped by its PID in the
+``procs`` fixture's teardown, and the test fails if one was still running by then.
+
+Sizes come from the environment so ``make soak`` runs the same tests bigger; the figures each
+test measured are printed at the end of the run and, with ``FAULTS_REPORT=file.json``, saved.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from faultkit import Processes
+
+#: Figures measured by the tests in this run, by test name (docs/reliability.md quotes them).
+FIGURES: dict[str, dict[str, Any]] = {}
+
+
+@pytest.fixture
+def procs(tmp_path: Path) -> Iterator[Processes]:
+    processes = Processes(tmp_path)
+    try:
+        yield processes
+    finally:
+        processes.stop_all()
+        for proc in processes.started:
+            assert not proc.alive(), f"{proc.name} (pid {proc.pid}) is still running"
+
+
+@pytest.fixture
+def figures(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Where a test puts what it measured (printed in the summary, saved with FAULTS_REPORT)."""
+    return FIGURES.setdefault(request.node.name, {})
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not FIGURES:
+        return
+    terminalreporter.section("fault tier figures")
+    for test, values in FIGURES.items():
+        terminalreporter.write_line(f"{test}:")
+        for name, value in values.items():
+            terminalreporter.write_line(f"    {name}: {value}")
+    report = os.environ.get("FAULTS_REPORT")
+    if report:
+        Path(report).write_text(json.dumps(FIGURES, indent=2, default=str) + "\n")
+        terminalreporter.write_line(f"figures saved to {report}")
