@@ -33,6 +33,18 @@ def procs(tmp_path: Path) -> Iterator[Processes]:
             assert not proc.alive(), f"{proc.name} (pid {proc.pid}) is still running"
 
 
+@pytest.fixture(scope="module")
+def module_procs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Processes]:
+    """``procs`` for a module's shared server and worker."""
+    processes = Processes(tmp_path_factory.mktemp("procs"))
+    try:
+        yield processes
+    finally:
+        processes.stop_all()
+        for proc in processes.started:
+            assert not proc.alive(), f"{proc.name} (pid {proc.pid}) is still running"
+
+
 @pytest.fixture
 def figures(request: pytest.FixtureRequest) -> dict[str, Any]:
     """Where a test puts what it measured (printed in the summary, saved with FAULTS_REPORT)."""
