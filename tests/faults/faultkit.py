@@ -342,6 +342,7 @@ class MailSink:
         self.deliveries: list[Delivery] = []
         self.refused = 0
         self.hook: Hook | None = None
+        self.delay = 0.0  # seconds a slow server takes before it answers each letter
         self._lock = threading.Lock()
         self._controller: Controller | None = None
 
@@ -355,6 +356,8 @@ class MailSink:
             kind=str(msg["X-Senflow-Notice"]),
             recipients=list(envelope.rcpt_tos),
         )
+        if self.delay:
+            await asyncio.sleep(self.delay)
         hook = self.hook
         answer = hook(delivery) if hook is not None else None
         if answer is not None:
