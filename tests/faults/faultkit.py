@@ -274,6 +274,8 @@ class TcpProxy:
                 self._pipe(reader, up_writer, upstream=True),
                 self._pipe(up_reader, writer, upstream=False),
             )
+        except asyncio.CancelledError:
+            pass  # the loop is shutting the connection down: nothing to report
         finally:
             for w in (writer, up_writer):
                 self._writers.discard(w)
