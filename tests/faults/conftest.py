@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -46,9 +47,15 @@ def module_procs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Processes
 
 
 @pytest.fixture
-def figures(request: pytest.FixtureRequest) -> dict[str, Any]:
-    """Where a test puts what it measured (printed in the summary, saved with FAULTS_REPORT)."""
-    return FIGURES.setdefault(request.node.name, {})
+def figures(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
+    """Where a test puts what it measured (printed in the summary, saved with FAULTS_REPORT),
+    with the machine's load around it: this machine is shared, and timings depend on it."""
+    values = FIGURES.setdefault(request.node.name, {})
+    values["load average (1 min) before"] = round(os.getloadavg()[0], 2)
+    started = time.monotonic()
+    yield values
+    values["load average (1 min) after"] = round(os.getloadavg()[0], 2)
+    values["test seconds"] = round(time.monotonic() - started, 1)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -118,6 +118,10 @@ def refer(**changes: Any) -> dict[str, Any]:
     return good | changes
 
 
+def as_role(role: str) -> Payload:
+    return lambda ids: open_sa(actor=actor(role))
+
+
 def today() -> date:
     return Policy().local_date(datetime.now(UTC))
 
@@ -252,12 +256,7 @@ UPDATES: list[Case] = [
     ),
     # the wrong role
     *[
-        Case(
-            "monitoring",
-            "open_school_action",
-            lambda i, r=role: open_sa(actor=actor(r)),
-            "only a SENCO",
-        )
+        Case("monitoring", "open_school_action", as_role(role), "only a SENCO")
         for role in ("class_teacher", "parent", "specialist", "admin", "auditor", "system")
     ],
     Case(

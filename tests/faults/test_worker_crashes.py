@@ -196,7 +196,7 @@ class Chaos:
                 self.worker = await start_worker(self.procs, self.config)
                 mode = next(modes)
                 if mode == "random":
-                    await asyncio.sleep(self.rng.uniform(0.2, 1.2))
+                    await asyncio.sleep(self.rng.uniform(0.1, 0.8))
                     self._kill(self.worker, "random", "")
                 else:
                     with self._lock:
