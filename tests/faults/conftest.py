@@ -23,6 +23,14 @@ from faultkit import Processes
 FIGURES: dict[str, dict[str, Any]] = {}
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark this tier so a quick local run can leave it out: ``pytest -m "not faults"``."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in item.path.parents:
+            item.add_marker(pytest.mark.faults)
+
+
 @pytest.fixture
 def procs(tmp_path: Path) -> Iterator[Processes]:
     processes = Processes(tmp_path)
