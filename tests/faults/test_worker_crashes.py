@@ -233,6 +233,7 @@ class Driver:
     rng: random.Random
     outcomes: list[tuple[Any, ...]] = field(default_factory=list)
     update_retries: int = 0
+    error: BaseException | None = None  # how the script stopped, if it did not finish
 
     async def pause(self) -> None:
         await asyncio.sleep(self.rng.uniform(0, 0.2))
@@ -363,14 +364,12 @@ async def drive_all(
 
     async def one(i: int, d: Driver) -> None:
         await asyncio.sleep(i * stagger)
-        await script(d, i)
+        try:
+            await script(d, i)
+        except Exception as err:  # judged by the caller: only a wedged journey may stop
+            d.error = err
 
-    outcomes = await asyncio.gather(
-        *(one(i, d) for i, d in enumerate(drivers)), return_exceptions=True
-    )
-    for outcome in outcomes:
-        if isinstance(outcome, BaseException):
-            raise outcome
+    await asyncio.gather(*(one(i, d) for i, d in enumerate(drivers)))
     return drivers
 
 
@@ -383,19 +382,29 @@ async def settle(client: Client, pupils: list[str], timeout: float) -> None:
         await until(done, timeout, f"{pupil} to deliver and record everything", every=0.25)
 
 
-async def xfail_if_known_defect(client: Client, pupils: list[str], err: BaseException) -> None:
-    """If a kill landed while the worker held a school action's workflow task, that journey's
-    tasks now fail replay (TMPRL1100): the defect the last test in this module pins down.
-    Report it as that known defect (xfail, with the evidence); anything else stays a failure."""
-    wedged = []
+async def wedged_by_the_known_defect(client: Client, pupil: str) -> bool:
+    """A journey whose workflow tasks fail replay (TMPRL1100) after a kill landed while the
+    worker held one of its school actions: the SDK defect the last test here pins down."""
+    facts = await history_facts(client, f"pupil-{pupil}")
+    return any("TMPRL1100" in m for m in facts.failure_messages)
+
+
+async def settle_unless_wedged(client: Client, pupils: list[str], timeout: float) -> set[str]:
+    """Wait for each journey to deliver and record everything; return those that cannot,
+    because the known defect wedged them (anything else still times out and fails)."""
+    wedged: set[str] = set()
     for pupil in pupils:
-        facts = await history_facts(client, f"pupil-{pupil}")
-        if any("TMPRL1100" in m for m in facts.failure_messages):
-            wedged.append(f"{facts.workflow_id}: {facts.failure_messages[0][:160]}")
-    if wedged:
-        pytest.xfail(
-            f"known SDK defect, a school action lost with its worker: {wedged} ({err!r:.200})"
-        )
+
+        async def done(pupil: str = pupil) -> bool:
+            if await drained(client, pupil):
+                return True
+            if await wedged_by_the_known_defect(client, pupil):
+                wedged.add(pupil)
+                return True
+            return False
+
+        await until(done, timeout, f"{pupil} to deliver and record everything", every=0.5)
+    return wedged
 
 
 async def with_deadline(what: str, seconds: float, work: Awaitable[Any]) -> Any:
@@ -453,20 +462,25 @@ async def test_journeys_survive_repeated_worker_kills_with_nothing_lost_or_doubl
         figures["kills"] = [f"{k.mode} {k.detail}".strip() for k in run.chaos.kills]
         run.baseline = await with_deadline("the fault-free run", 120, fault_free)
         await settle(client, run.base, 60)
-        try:
-            run.drivers = await with_deadline("the scripts after the last kill", 180, driving)
-            figures["scripts done after, seconds"] = round(time.monotonic() - started, 1)
-            await settle(client, run.crashed, 150)
-            figures["run with kills, seconds"] = round(time.monotonic() - started, 1)
-            figures |= await run.check(kills_wanted)
-        except (AssertionError, RPCError) as err:
-            await xfail_if_known_defect(client, run.crashed, err)
-            raise
+        run.drivers = await with_deadline("the scripts after the last kill", 180, driving)
+        figures["scripts done after, seconds"] = round(time.monotonic() - started, 1)
+        run.wedged = await settle_unless_wedged(client, run.crashed, 150)
+        for d in run.drivers:
+            if d.error is not None and d.pupil not in run.wedged:
+                raise d.error
+        figures["run with kills, seconds"] = round(time.monotonic() - started, 1)
+        figures |= await run.check(kills_wanted)
         figures["workers started"] = sum(1 for p in procs.started if p.name == "worker")
     finally:
         sink.hook = None
         await link.close()
         sink.stop()
+    if run.wedged:
+        # Everything else above was checked on the other journeys and held.
+        pytest.xfail(
+            f"{len(run.wedged)} journey(s) wedged by the known SDK defect (a kill while the "
+            f"worker held a school action): {sorted(run.wedged)}"
+        )
 
 
 @dataclass
@@ -482,6 +496,11 @@ class Run:
     baseline: list[Driver] = field(default_factory=list)
     drivers: list[Driver] = field(default_factory=list)
     chaos: Chaos | None = None
+    wedged: set[str] = field(default_factory=set)  # by the known defect: checked apart
+
+    @property
+    def wedged_ids(self) -> set[str]:
+        return {f"pupil-{p}" for p in self.wedged}
 
     async def check(self, kills_wanted: int) -> dict[str, Any]:
         client, chaos = self.client, self.chaos
@@ -489,6 +508,8 @@ class Run:
         # every journey ends as the fault-free run of its script ends
         actions = 0
         for i, (b, c) in enumerate(zip(self.baseline, self.drivers, strict=True)):
+            if c.pupil in self.wedged:
+                continue
             assert c.outcomes == b.outcomes, f"journey {i}: what the school was told differs"
             b_state = await final_state(client, b.pupil)
             c_state = await final_state(client, c.pupil)
@@ -499,8 +520,13 @@ class Run:
             actions += len(c.outcomes)
 
         # histories: no workflow task failed, each update accepted once, each letter asked once
-        base_facts = [await history_facts(client, f"pupil-{p}") for p in self.base]
-        crash_facts = [await history_facts(client, f"pupil-{p}") for p in self.crashed]
+        pairs = [(b, c) for b, c in zip(self.base, self.crashed, strict=True)]
+        healthy = [(b, c) for b, c in pairs if c not in self.wedged]
+        base_facts = [await history_facts(client, f"pupil-{b}") for b, _ in healthy]
+        crash_facts = [await history_facts(client, f"pupil-{c}") for _, c in healthy]
+        for pupil in self.wedged:  # they failed replay, and only that way
+            facts = await history_facts(client, f"pupil-{pupil}")
+            assert all("TMPRL1100" in m for m in facts.failure_messages), facts.failure_messages
         for facts in [*base_facts, *crash_facts]:
             assert facts.failed_workflow_tasks == 0, (facts.workflow_id, facts.failure_messages)
             assert set(facts.updates_accepted.values()) <= {1}, facts.updates_accepted
@@ -514,12 +540,15 @@ class Run:
         # the mail server: every letter arrived; a second copy only where no ledger could know
         expected = {mid for f in crash_facts for mid in expected_message_ids(f)}
         arrived = self.sink.by_message_id()
-        crashed = {mid for mid, ds in arrived.items() if ds[0].journey.startswith("pupil-crash")}
+        counted = {f"pupil-{c}" for _, c in healthy}
+        crashed = {mid for mid, ds in arrived.items() if ds[0].journey in counted}
         assert crashed == expected, (
             f"lost: {sorted(expected - crashed)}; unexpected: {sorted(crashed - expected)}"
         )
         first_ledgered = ledger_first_written(self.records_file)
-        duplicates = {mid: ds for mid, ds in arrived.items() if len(ds) > 1}
+        duplicates = {
+            mid: ds for mid, ds in arrived.items() if len(ds) > 1 and ds[0].journey in counted
+        }
         for mid, copies in duplicates.items():
             # Legitimate only if the ledger was first written *after* the second copy arrived:
             # the worker died between the server's 250 and its ledger write (decision 29).
@@ -536,7 +565,9 @@ class Run:
         engine = make_engine(self.url)
         try:
             with sessions(engine)() as session:
-                assert verify(session, await read_journeys(client)) == []
+                where = " AND ".join(f"WorkflowId != 'pupil-{p}'" for p in self.wedged) or None
+                diffs = verify(session, await read_journeys(client, where=where))
+                assert [d for d in diffs if d.workflow_id not in self.wedged_ids] == []
         finally:
             engine.dispose()
 
@@ -549,6 +580,7 @@ class Run:
         assert saved_by_ledger >= len(ledgered)  # each such retry found the ledger: no resend
         return {
             "journeys": len(self.crashed),
+            "journeys wedged by the known SDK defect (checked apart)": len(self.wedged),
             "worker kills (SIGKILL)": len(chaos.kills),
             "kills by moment": dict(by_mode),
             "kills after the ledger write, before Temporal heard": len(ledgered),
