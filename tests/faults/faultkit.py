@@ -87,7 +87,7 @@ class Proc:
         if self.alive():
             os.kill(self.pid, signal.SIGKILL)
         self.popen.wait(timeout=30)
-        self._log_file.close()
+        self.close_log()
 
     def stop(self, timeout: float = 15.0) -> int:
         """SIGTERM, then SIGKILL if it will not go. Returns the exit status."""
@@ -98,8 +98,12 @@ class Proc:
             except subprocess.TimeoutExpired:
                 os.kill(self.pid, signal.SIGKILL)
                 self.popen.wait(timeout=30)
-        self._log_file.close()
+        self.close_log()
         return self.popen.returncode
+
+    def close_log(self) -> None:
+        if not self._log_file.closed:
+            self._log_file.close()
 
     async def terminate(self, timeout: float = 15.0) -> int:
         """``stop`` without blocking the event loop (a proxy in this loop may carry the
@@ -129,8 +133,7 @@ class Processes:
         for proc in alive:
             proc.stop()
         for proc in self.started:
-            if not proc._log_file.closed:
-                proc._log_file.close()
+            proc.close_log()
         return [p.pid for p in alive]
 
 

@@ -233,6 +233,7 @@ class Driver:
     rng: random.Random
     outcomes: list[tuple[Any, ...]] = field(default_factory=list)
     update_retries: int = 0
+    not_ready: int = 0  # actions refused with "Workflow Task in failed state", then retried
     error: BaseException | None = None  # how the script stopped, if it did not finish
 
     async def pause(self) -> None:
@@ -264,6 +265,16 @@ class Driver:
                     break
                 except WorkflowUpdateRPCTimeoutOrCancelledError:
                     self.update_retries += 1
+                except RPCError as err:
+                    # "Workflow Task in failed state": the journey's task died with a worker
+                    # and is being retried; the update was not admitted. Try again shortly —
+                    # unless the journey is wedged by the known defect (it would never pass).
+                    if "failed state" not in err.message:
+                        raise
+                    if await wedged_by_the_known_defect(self.client, self.pupil):
+                        raise
+                    self.not_ready += 1
+                    await asyncio.sleep(1)
         except WorkflowUpdateFailedError as err:
             self.outcomes.append((update, "refused", starter._cause_message(err)))
             return None
