@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from temporalio.client import (
     Client,
     WorkflowQueryFailedError,
@@ -300,11 +301,13 @@ async def test_a_term_of_journeys_on_one_worker_fails_no_workflow_task(
     )
     driven = time.monotonic() - started
     figures["driving time, seconds"] = round(driven, 1)
-    failures = [f"{p}: {o!r}" for p, o in zip(pupils, outcomes, strict=True) if o is not None]
-    assert failures == [], failures[:5]
+    # Problems are collected and reported in a few lines at the end, after the figures: with a
+    # thousand journeys, pytest's rendering of a failed assert can itself break.
+    problems = [f"{p}: {o!r:.300}" for p, o in zip(pupils, outcomes, strict=True) if o is not None]
+    ran = [p for p, o in zip(pupils, outcomes, strict=True) if o is None]
 
     async def all_drained() -> bool:
-        for p in pupils:
+        for p in ran:
             if not await drained(client, p):
                 return False
         return True
@@ -315,8 +318,12 @@ async def test_a_term_of_journeys_on_one_worker_fails_no_workflow_task(
 
     lateness: list[float] = []
     for i, p in enumerate(pupils):
+        if p not in ran:
+            continue
         state = await final_state(client, p)
-        assert state.stage is expected_end(i), (p, state.stage)
+        if state.stage is not expected_end(i):
+            problems.append(f"{p} ended at {state.stage.value}, not {expected_end(i).value}")
+            continue
         # on the short clock a plan's review falls due one interval after it was agreed
         first_plan = state.past_ieps[0]
         due = [
@@ -324,16 +331,18 @@ async def test_a_term_of_journeys_on_one_worker_fails_no_workflow_task(
             for e in state.timeline
             if e.kind is EntryKind.REVIEW_DUE and e.ref == first_plan.iep_id
         ]
-        assert len(due) == 1, p
-        review = state.reviews[0]
+        if len(due) != 1 or state.reviews[0].held_at < due[0].at:
+            problems.append(f"{p}: its first review fell due {len(due)} times")
+            continue
         planned = first_plan.agreed_at + load.policy.review_interval
         lateness.append((due[0].at - planned).total_seconds())
-        assert review.held_at >= due[0].at
     checked = time.monotonic()
     facts = [await history_facts(client, f"pupil-{p}") for p in pupils]
     figures["histories read in, seconds"] = round(time.monotonic() - checked, 1)
     failed = sum(f.failed_workflow_tasks for f in facts)
-    assert failed == 0, [f.failure_messages for f in facts if f.failed_workflow_tasks][:3]
+    for f in facts:
+        if f.failed_workflow_tasks:
+            problems.append(f"{f.workflow_id}: failed workflow task: {f.failure_messages[0]:.160}")
 
     actions = len(load.action_latency)
     flood = max(load.flood_done) - started  # every concern raised, plan made, parents heard
@@ -359,7 +368,8 @@ async def test_a_term_of_journeys_on_one_worker_fails_no_workflow_task(
         ),
         "reply latency p99, ms": round(1000 * percentile(load.signal_latency, 99)),
         "review timers: fired late by p50 / p99 / max, seconds": " / ".join(
-            f"{v:.2f}" for v in (percentile(lateness, 50), percentile(lateness, 99), max(lateness))
+            f"{v:.2f}"
+            for v in (percentile(lateness, 50), percentile(lateness, 99), max(lateness or [0]))
         ),
         "all letters sent and changes recorded after, seconds": round(settled, 1),
         "history events": sum(f.events for f in facts),
@@ -372,3 +382,5 @@ async def test_a_term_of_journeys_on_one_worker_fails_no_workflow_task(
         "requests retried after a timeout, by kind": dict(load.retried),
         "finished at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    if problems:
+        pytest.fail(f"{len(problems)} problem(s):\n" + "\n".join(problems[:10]), pytrace=False)
