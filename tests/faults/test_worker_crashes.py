@@ -609,6 +609,9 @@ class Run:
             "activity attempts retried": sum(f.activity_retries for f in crash_facts),
             "failed workflow tasks": sum(f.failed_workflow_tasks for f in crash_facts),
             "client update retries (same update id)": sum(d.update_retries for d in self.drivers),
+            "actions refused 'Workflow Task in failed state' after a kill, then retried": sum(
+                d.not_ready for d in self.drivers
+            ),
         }
 
 
