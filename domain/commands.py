@@ -14,7 +14,9 @@ from domain.model import (
     CloseReason,
     JourneyState,
     ParentReply,
+    PauseReason,
     ReviewOutcome,
+    SenType,
     SpecialistKind,
     Stage,
     Target,
@@ -47,6 +49,10 @@ class IepInput:
     provision: list[str]
     responsible: list[str]
     review_date: date | None = None  # None: the policy's interval from today
+    #: 2014 plans (SEN Support plan, EHC plan): targets are the agreed outcomes, provision the
+    #: interventions; these two are required as well.
+    expected_impact: str = ""
+    pupil_views: str = ""
 
 
 @dataclass
@@ -140,6 +146,8 @@ class AssessmentCompletedInput:
     actor: Actor
     summary: str
     recommendations: list[str] = field(default_factory=list)
+    #: The census type of need the assessment found, if the specialist records one.
+    need: SenType | None = None
 
 
 @dataclass
@@ -149,6 +157,92 @@ class ParentRespondedInput:
     parent_id: str
     reply: ParentReply
     comments: str = ""
+
+
+# -- the 2014 Code ------------------------------------------------------------------------
+
+
+@dataclass
+class OpenSenSupportInput:
+    """Assess (the evidence and the need), plan (the plan), then do and review."""
+
+    actor: Actor
+    primary_need: SenType
+    evidence: str
+    plan: IepInput
+    secondary_need: SenType | None = None
+
+
+@dataclass
+class RequestEhcAssessmentInput:
+    actor: Actor
+    local_authority_id: str
+    evidence: str
+
+
+@dataclass
+class EhcDecisionInput:
+    """The authority decides whether to assess (within 6 weeks of the request)."""
+
+    actor: Actor
+    assess: bool
+    reason: str
+
+
+@dataclass
+class EhcAdviceRequestInput:
+    """The authority asks a professional for advice (who has 6 weeks to give it)."""
+
+    actor: Actor
+    adviser_id: str
+    kind: str  # educational_psychologist, health, social_care, ... (a SpecialistKind or other)
+
+
+@dataclass
+class EhcAdviceReceivedInput:
+    actor: Actor
+    advice_id: str
+
+
+@dataclass
+class EhcDraftInput:
+    """A draft plan (parents then have 15 days to comment) or a decision not to issue one."""
+
+    actor: Actor
+    issue: bool
+    reason: str
+    plan: IepInput | None = None
+
+
+@dataclass
+class EhcFinalInput:
+    """The final EHC plan; without ``plan`` the draft becomes final unchanged."""
+
+    actor: Actor
+    reason: str
+    plan: IepInput | None = None
+
+
+@dataclass
+class EhcPauseInput:
+    actor: Actor
+    reason: PauseReason
+
+
+@dataclass
+class EhcResumeInput:
+    actor: Actor
+
+
+@dataclass
+class MigrateInput:
+    """Move a running code_2001 journey to the 2014 Code (an admin's decision)."""
+
+    actor: Actor
+    reason: str
+    to: str = "code_2014"
+    #: Needed for a journey in statutory assessment: the authority that continues it.
+    local_authority_id: str = ""
 
 
 @dataclass
