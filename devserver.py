@@ -24,6 +24,7 @@ SEARCH_ATTRIBUTES: dict[str, str] = {
     "SenSchool": "Keyword",
     "SenNextReview": "Datetime",
     "SenOverdue": "Bool",
+    "SenCode": "Keyword",
 }
 
 #: DESIGN.md's measured lever: WAL roughly doubles the dev server's starts and updates.

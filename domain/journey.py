@@ -442,7 +442,13 @@ TRANSITIONS: list[dict[str, Any]] = [
             "trigger": "move_to_code_2014",
             "source": state_name(old, phase),
             "dest": state_name(new, phase),
-            "conditions": ["by_admin", "under_2001", "with_reason", "with_transfer_authority"],
+            "conditions": [
+                "by_admin",
+                "to_code_2014",
+                "under_2001",
+                "with_reason",
+                "with_transfer_authority",
+            ],
         }
         for old, new in ((SA, SS), (AP, SS), (SAS, EHC))
         for phase in STAGE_PHASES[old]
@@ -451,7 +457,7 @@ TRANSITIONS: list[dict[str, Any]] = [
         "trigger": "move_to_code_2014",
         "source": MONITORING,
         "dest": None,
-        "conditions": ["by_admin", "under_2001", "with_reason"],
+        "conditions": ["by_admin", "to_code_2014", "under_2001", "with_reason"],
     },
     {
         "trigger": "move_to_code_2014",
@@ -762,6 +768,11 @@ class _Rules:
         except Refused as err:
             return self._refuse(str(err))
         return True
+
+    def to_code_2014(self, event: EventData) -> bool:
+        if self._cmd(event).to == CODE_2014:
+            return True
+        return self._refuse(f"journeys move to {CODE_2014} only")
 
     def with_transfer_authority(self, event: EventData) -> bool:
         if self.state.stage is not SAS:

@@ -24,14 +24,24 @@ with workflow.unsafe.imports_passed_through():
         ActionResult,
         AssessmentCompletedInput,
         CloseInput,
+        EhcAdviceReceivedInput,
+        EhcAdviceRequestInput,
+        EhcDecisionInput,
+        EhcDraftInput,
+        EhcFinalInput,
+        EhcPauseInput,
+        EhcResumeInput,
         EscalateInput,
+        MigrateInput,
         OpenSchoolActionInput,
+        OpenSenSupportInput,
         ParentRespondedInput,
         PupilJourneyInput,
         RecordNoteInput,
         RecordReviewInput,
         ReferInput,
         Refused,
+        RequestEhcAssessmentInput,
         RequestStatutoryAssessmentInput,
         StepDownInput,
         check_opaque_id,
@@ -39,7 +49,13 @@ with workflow.unsafe.imports_passed_through():
     from domain.journey import FEATURE_REVIEW_INVITATIONS, Journey
     from domain.model import Actor, JourneyState, Role, Stage, TimelineEntry
     from domain.policy import school_year_start
-    from workflows.search_attributes import SEN_NEXT_REVIEW, SEN_OVERDUE, SEN_SCHOOL, SEN_STAGE
+    from workflows.search_attributes import (
+        SEN_CODE,
+        SEN_NEXT_REVIEW,
+        SEN_OVERDUE,
+        SEN_SCHOOL,
+        SEN_STAGE,
+    )
 
 C = TypeVar("C")
 
@@ -54,6 +70,9 @@ MAX_REMEMBERED_REPLIES = 1000
 READ_MODEL_PATCH = "read-model-projection"
 #: (domain feature, patch id): parents invited to each IEP review (issue 4).
 FEATURE_PATCHES = ((FEATURE_REVIEW_INVITATIONS, "parents-invited-to-reviews"),)
+#: The 2014 reform: journeys publish the Code they follow (``SenCode``), so admins can find
+#: the journeys still to move. Runs recorded before it replay without that upsert.
+SEN_CODE_PATCH = "sen-code-search-attribute"
 
 
 def workflow_id(pupil_id: str) -> str:
@@ -88,6 +107,7 @@ class PupilJourney:
         self._version = 0
         self._published: tuple[Any, ...] | None = None
         self._projecting = False
+        self._publish_code = False
 
     @property
     def _state(self) -> JourneyState:
@@ -97,6 +117,7 @@ class PupilJourney:
     async def run(self, input: PupilJourneyInput) -> JourneyState:
         if self._start_error is not None:
             raise ApplicationError(self._start_error, type="Refused", non_retryable=True)
+        self._publish_code = workflow.patched(SEN_CODE_PATCH)
         self._publish()
         pumps = [asyncio.create_task(self._deliver_notices())]
         self._projecting = workflow.patched(READ_MODEL_PATCH)
@@ -191,16 +212,19 @@ class PupilJourney:
         """Keep search attributes and memo current. Each change emits a command, so a replay
         that diverges in the domain (a changed guard) fails loudly instead of silently."""
         s = self._state
-        current = (s.stage, s.school_id, s.review_due_at, s.overdue, s.machine_state, s.step)
+        code = s.policy.name if self._publish_code else None
+        current = (s.stage, s.school_id, s.review_due_at, s.overdue, s.machine_state, s.step, code)
         if current == self._published:
             return
         previous, self._published = self._published, current
-        if previous is None or previous[:4] != current[:4]:
+        if previous is None or previous[:4] != current[:4] or previous[6] != current[6]:
             updates: list[SearchAttributeUpdate[Any]] = [
                 SEN_STAGE.value_set(s.stage.value),
                 SEN_SCHOOL.value_set(s.school_id),
                 SEN_OVERDUE.value_set(s.overdue),
             ]
+            if code is not None:
+                updates.append(SEN_CODE.value_set(code))
             if s.review_due_at is not None:
                 updates.append(SEN_NEXT_REVIEW.value_set(s.review_due_at))
             elif previous is not None and previous[2] is not None:
@@ -286,6 +310,88 @@ class PupilJourney:
     @close.validator
     def _check_close(self, cmd: CloseInput) -> None:
         self._validate("close", cmd)
+
+    # -- the 2014 Code: SEN Support, the EHC needs assessment, moving journeys ----------------
+
+    @workflow.update
+    def open_sen_support(self, cmd: OpenSenSupportInput) -> ActionResult:
+        return self._act(self._journey.open_sen_support, cmd)
+
+    @open_sen_support.validator
+    def _check_open_sen_support(self, cmd: OpenSenSupportInput) -> None:
+        self._validate("open_sen_support", cmd)
+
+    @workflow.update
+    def request_ehc_assessment(self, cmd: RequestEhcAssessmentInput) -> ActionResult:
+        return self._act(self._journey.request_ehc_assessment, cmd)
+
+    @request_ehc_assessment.validator
+    def _check_request_ehc_assessment(self, cmd: RequestEhcAssessmentInput) -> None:
+        self._validate("request_ehc_assessment", cmd)
+
+    @workflow.update
+    def ehc_decide(self, cmd: EhcDecisionInput) -> ActionResult:
+        return self._act(self._journey.ehc_decide, cmd)
+
+    @ehc_decide.validator
+    def _check_ehc_decide(self, cmd: EhcDecisionInput) -> None:
+        self._validate("ehc_decide", cmd)
+
+    @workflow.update
+    def ehc_request_advice(self, cmd: EhcAdviceRequestInput) -> ActionResult:
+        return self._act(self._journey.ehc_request_advice, cmd)
+
+    @ehc_request_advice.validator
+    def _check_ehc_request_advice(self, cmd: EhcAdviceRequestInput) -> None:
+        self._validate("ehc_request_advice", cmd)
+
+    @workflow.update
+    def ehc_advice_received(self, cmd: EhcAdviceReceivedInput) -> ActionResult:
+        return self._act(self._journey.ehc_advice_received, cmd)
+
+    @ehc_advice_received.validator
+    def _check_ehc_advice_received(self, cmd: EhcAdviceReceivedInput) -> None:
+        self._validate("ehc_advice_received", cmd)
+
+    @workflow.update
+    def ehc_draft(self, cmd: EhcDraftInput) -> ActionResult:
+        return self._act(self._journey.ehc_draft, cmd)
+
+    @ehc_draft.validator
+    def _check_ehc_draft(self, cmd: EhcDraftInput) -> None:
+        self._validate("ehc_draft", cmd)
+
+    @workflow.update
+    def ehc_finalise(self, cmd: EhcFinalInput) -> ActionResult:
+        return self._act(self._journey.ehc_finalise, cmd)
+
+    @ehc_finalise.validator
+    def _check_ehc_finalise(self, cmd: EhcFinalInput) -> None:
+        self._validate("ehc_finalise", cmd)
+
+    @workflow.update
+    def pause_ehc_clock(self, cmd: EhcPauseInput) -> ActionResult:
+        return self._act(self._journey.pause_ehc_clock, cmd)
+
+    @pause_ehc_clock.validator
+    def _check_pause_ehc_clock(self, cmd: EhcPauseInput) -> None:
+        self._validate("pause_ehc_clock", cmd)
+
+    @workflow.update
+    def resume_ehc_clock(self, cmd: EhcResumeInput) -> ActionResult:
+        return self._act(self._journey.resume_ehc_clock, cmd)
+
+    @resume_ehc_clock.validator
+    def _check_resume_ehc_clock(self, cmd: EhcResumeInput) -> None:
+        self._validate("resume_ehc_clock", cmd)
+
+    @workflow.update
+    def move_to_code_2014(self, cmd: MigrateInput) -> ActionResult:
+        return self._act(self._journey.move_to_code_2014, cmd)
+
+    @move_to_code_2014.validator
+    def _check_move_to_code_2014(self, cmd: MigrateInput) -> None:
+        self._validate("move_to_code_2014", cmd)
 
     # -- replies: signals that record, never raise ------------------------------------------
 
