@@ -31,6 +31,8 @@ class Settings:
     mail_sender: str = "senco-office@senflow.invalid"
     #: SMTP; with no host, messages go to the outbox folder instead.
     smtp: SmtpSettings | None = None
+    #: The Code a new journey follows unless its start says otherwise (code_2001, code_2014).
+    policy: str = "code_2001"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -51,7 +53,15 @@ class Settings:
             mail_domain=env.get("SENFLOW_MAIL_DOMAIN", cls.mail_domain),
             mail_sender=env.get("SENFLOW_MAIL_SENDER", cls.mail_sender),
             smtp=_smtp_from_env(env),
+            policy=_policy_from_env(env),
         )
+
+
+def _policy_from_env(env: Mapping[str, str]) -> str:
+    name = env.get("SENFLOW_POLICY", "code_2001")
+    if name not in ("code_2001", "code_2014"):
+        raise ValueError(f"SENFLOW_POLICY must be code_2001 or code_2014, not {name!r}")
+    return name
 
 
 def _smtp_from_env(env: Mapping[str, str]) -> SmtpSettings | None:

@@ -242,6 +242,11 @@ def _translate(err: RPCError, pupil_id: str) -> Exception:
 # -- the command line -------------------------------------------------------------------------
 
 
+#: For other front ends (migration, API): the same error mapping as the CLI's own actions.
+cause_message = _cause_message
+translate = _translate
+
+
 def _date(value: str) -> date:
     try:
         return date.fromisoformat(value)
@@ -357,7 +362,12 @@ def build_parser() -> argparse.ArgumentParser:
         "date; the day never leaves this command",
     )
     p.add_argument("--year-group", help="e.g. R, Y1 ... Y11")
-    p.add_argument("--policy", choices=["code_2001", "demo"], default="code_2001")
+    p.add_argument(
+        "--policy",
+        choices=["code_2001", "code_2014", "demo"],
+        help="the Code this journey follows (default: SENFLOW_POLICY, else code_2001); "
+        "demo: the configured Code on a clock of minutes",
+    )
     p.add_argument(
         "--minute",
         type=float,
@@ -458,6 +468,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds in a policy 'minute' (the review falls due after 3)",
     )
 
+    import reform.cli
+
+    reform.cli.register(cmd)
+
     p = cmd("report", "admin reports from the read model", pupil=False)
     p.add_argument("name", choices=list(REPORTS), help="which report")
     p.add_argument("--school", help="one school only")
@@ -546,7 +560,9 @@ async def run_command(
     if c == "diagram":
         _out(diagram())
         return 0
-    if c == "report":
+    import reform.cli
+
+    if c == "report" and args.name != "statutory-clock":  # that one asks the journeys
         return report(args, settings)
     if c == "contacts":
         return contacts(args, parser, settings)
@@ -556,8 +572,9 @@ async def run_command(
         return 0
     if c == "replay" and not args.all:
         return await replay_command(None, args)  # files replay without a server
-    if c == "start" or c in ACTIONS:
-        _actor(args, parser)  # a usage error is reported before any connection is tried
+    if c == "start" or c in ACTIONS or c in reform.cli.ACTIONS or c in reform.cli.COMMANDS:
+        # a usage error is reported before any connection is tried
+        _actor(args, parser, reform.cli.default_role(c))
     try:
         client = await connect(settings)
     except RuntimeError as err:
@@ -566,7 +583,9 @@ async def run_command(
         ) from None
     if c == "start":
         actor = _actor(args, parser)
-        policy = Policy.demo(timedelta(seconds=args.minute)) if args.policy == "demo" else Policy()
+        code = settings.policy if args.policy in (None, "demo") else args.policy
+        minute = timedelta(seconds=args.minute) if args.policy == "demo" else None
+        policy = Policy.named(code, minute)
         csa = compulsory_school_age_date(args.date_of_birth) if args.date_of_birth else None
         state = await start_journey(
             client,
@@ -586,8 +605,14 @@ async def run_command(
             ),
         )
         _print(args, state, _state_text(state))
-    elif c in ACTIONS:
-        result = await act(client, args.pupil, ACTIONS[c], _command(args, _actor(args, parser)))
+    elif c in ACTIONS or c in reform.cli.ACTIONS:
+        actor = _actor(args, parser, reform.cli.default_role(c))
+        if c in ACTIONS:
+            result = await act(client, args.pupil, ACTIONS[c], _command(args, actor))
+        else:
+            result = await act(
+                client, args.pupil, reform.cli.ACTIONS[c], reform.cli.command(args, actor)
+            )
         _print(
             args,
             result,
@@ -655,6 +680,10 @@ async def run_command(
         _print(args, rows, _list_text(rows))
     elif c == "demo":
         return await demo(client, settings, args.pupil, args.minute, args.json)
+    elif c == "migrate":
+        return await reform.cli.run(client, args, parser, settings)
+    elif c == "report":
+        return await reform.cli.statutory_clock_report(client, args)
     elif c == "records":
         return await records_sync(client, settings, args.action, args.json)
     return 0
@@ -741,7 +770,7 @@ async def audit_command(
 # -- the read model ---------------------------------------------------------------------------
 
 
-REPORTS = ("register", "reviews", "referrals", "stages", "birth-months")
+REPORTS = ("register", "reviews", "referrals", "stages", "birth-months", "statutory-clock")
 
 
 def report(args: argparse.Namespace, settings: Settings) -> int:

@@ -11,17 +11,14 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from domain.model import CENSUS_CODES as DOMAIN_CENSUS_CODES
+from domain.model import REGISTER_STAGES
 from records import models as m
 
-#: School census SEN provision codes (2001 Code): N none, A School Action, P Action Plus,
-#: S statement / statutory assessment.
-CENSUS_CODES = {
-    "monitoring": "N",
-    "school_action": "A",
-    "school_action_plus": "P",
-    "statutory_assessment": "S",
-}
-REGISTER = ("school_action", "school_action_plus", "statutory_assessment")
+#: School census SEN provision codes by stage: N/A/P/S under the 2001 Code (S: statement or
+#: statutory assessment), N/K/E under the 2014 Code (see domain.model.CENSUS_CODES).
+CENSUS_CODES = {stage.value: code for stage, code in DOMAIN_CENSUS_CODES.items()}
+REGISTER = tuple(stage.value for stage in REGISTER_STAGES)
 MONTHS = ("Sep", "Oct", "Nov", "Dec", "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug")
 
 Row = dict[str, Any]
