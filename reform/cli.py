@@ -87,7 +87,7 @@ def register(cmd: Callable[..., argparse.ArgumentParser]) -> None:
 
     p = cmd("migrate", "admin: move running code_2001 journeys to the 2014 Code", pupil=False)
     p.add_argument("--to", choices=[CODE_2014], required=True)
-    p.add_argument("--school", help="one school only")
+    p.add_argument("--school", action="append", default=[], help="only these schools (repeat)")
     p.add_argument("--la", default="", help="the local authority continuing statutory assessments")
     p.add_argument("--reason", default="the SEN Code of Practice 2014 is in force")
     p.add_argument("--dry-run", action="store_true", help="say what would move; change nothing")
@@ -157,7 +157,7 @@ async def run(
         client,
         actor,
         args.reason,
-        school=args.school,
+        schools=args.school,
         local_authority_id=args.la,
         dry_run=args.dry_run,
         concurrency=args.concurrency,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -80,14 +80,17 @@ async def migrate(
     actor: Actor,
     reason: str,
     *,
-    school: str | None = None,
+    schools: Sequence[str] = (),
     local_authority_id: str = "",
     dry_run: bool = False,
     concurrency: int = 8,
     progress: Callable[[Outcome], None] | None = None,
 ) -> MigrationReport:
     report = MigrationReport(dry_run=dry_run)
-    listings = await starter.list_journeys(client, school=school)
+    listings = []
+    targets: list[str | None] = [*schools] or [None]
+    for school in targets:
+        listings += await starter.list_journeys(client, school=school)
     gate = asyncio.Semaphore(concurrency)
 
     async def one(pupil_id: str) -> None:
