@@ -486,3 +486,24 @@ def test_a_referral_under_sen_support() -> None:
         T0 + 10 * DAY,
     )
     assert j.state.phase is Phase.AWAITING_ASSESSMENT
+
+
+# -- what auditors see ------------------------------------------------------------------------
+
+
+def test_the_audit_lists_each_missed_ehc_deadline_and_accepts_the_transfer_letter() -> None:
+    from audit import compliance, report
+
+    j = requested()
+    advance(j, REQUESTED + 7 * WEEK)
+    j.ehc_decide(EhcDecisionInput(LA, True, "late"), REQUESTED + 7 * WEEK)
+    breaches = compliance.check(j.state, REQUESTED + 8 * WEEK)
+    assert [(b.rule, b.evidence != []) for b in breaches] == [("ehc-statutory-deadline", True)]
+    assert "decision whether to assess was due 2026-11-18 (met late on 2026-11-25)" in (
+        breaches[0].detail
+    )
+
+    moved = at_school_action("p9")
+    moved.move_to_code_2014(MigrateInput(ADMIN, "2014 Code"), T0 + 20 * DAY)
+    assert compliance.check(moved.state, T0 + 21 * DAY) == []
+    assert set(report.STAGE_COLOURS) == set(Stage) - {Stage.CLOSED}
