@@ -574,7 +574,7 @@ async def run_command(
         return await replay_command(None, args)  # files replay without a server
     if c == "start" or c in ACTIONS or c in reform.cli.ACTIONS or c in reform.cli.COMMANDS:
         # a usage error is reported before any connection is tried
-        _actor(args, parser, reform.cli.default_role(c))
+        reform.cli.check_actor(c, _actor(args, parser, reform.cli.default_role(c)), parser)
     try:
         client = await connect(settings)
     except RuntimeError as err:

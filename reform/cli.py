@@ -140,13 +140,17 @@ def default_role(command: str) -> Role | None:
     return Role.ADMIN if command == "migrate" else None
 
 
+def check_actor(command: str, actor: Actor, parser: argparse.ArgumentParser) -> None:
+    if command == "migrate" and actor.role is not Role.ADMIN:
+        parser.error("migrate is an admin's decision: --role admin")
+
+
 async def run(
     client: Client, args: argparse.Namespace, parser: argparse.ArgumentParser, settings: Settings
 ) -> int:
     """``migrate``: counts per school, then every journey's outcome with --json."""
     actor = starter._actor(args, parser, Role.ADMIN)
-    if actor.role is not Role.ADMIN:
-        parser.error("migrate is an admin's decision: --role admin")
+    check_actor("migrate", actor, parser)
 
     def progress(o: migration.Outcome) -> None:
         if not args.json:
