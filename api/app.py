@@ -566,7 +566,7 @@ def _referrals_of(factory: sessionmaker[Session], specialist_id: str) -> list[s.
                 requested_at=r.requested_at,
                 completed_at=r.completed_at,
             )
-            for r, j in session.execute(query).tuples()
+            for r, j in session.execute(query)
         ]
 
 
