@@ -12,7 +12,7 @@ import httpx
 
 from access import store
 from api.app import create_app
-from conftest import IEP, Stack, journey_at_action_plus
+from apistack import IEP, Stack, journey_at_action_plus
 from domain.model import JourneyState
 from records.db import make_engine, sessions
 from settings import Settings
