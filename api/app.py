@@ -187,7 +187,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _problem(503, "Temporal is unreachable; try again shortly")
 
     async def bad_payload(_: Request, err: Exception) -> Response:
-        return _problem(422, str(err))
+        detail = [{"loc": ["body", "payloads"], "msg": str(err), "type": "value_error"}]
+        return JSONResponse({"detail": detail}, status_code=422)
 
     async def undecryptable(_: Request, err: Exception) -> Response:
         log.warning("payload_not_decryptable")
