@@ -152,6 +152,11 @@ def create_app(
     )
     _install_error_handlers(app)
     app.middleware("http")(_access_log)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, bool]:
+        return {"ok": True}  # the process serves; Temporal's health is each request's 503
+
     app.include_router(_router(services))
     app.include_router(codec_router(services))
     app.include_router(pages_router(services))
