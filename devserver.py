@@ -5,6 +5,7 @@ package on a persistent SQLite file, plus one worker, stopped together on Ctrl-C
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -17,6 +18,9 @@ from settings import Settings
 
 #: The worker command, shared with docker-compose.yml (a test checks they agree).
 WORKER_COMMAND: list[str] = ["senflow", "worker"]
+
+#: The API command (`senflow api`): started beside the worker.
+API_COMMAND: list[str] = ["senflow", "api"]
 
 #: Search attributes the workflow upserts, with their Temporal types.
 SEARCH_ATTRIBUTES: dict[str, str] = {
@@ -45,7 +49,9 @@ def find_binary(name: str) -> str:
     return found
 
 
-def dev_server_args(db_file: Path, port: int = 7233, ui_port: int = 8233) -> list[str]:
+def dev_server_args(
+    db_file: Path, port: int = 7233, ui_port: int = 8233, codec_endpoint: str | None = None
+) -> list[str]:
     args = [
         find_binary("temporal"),
         "server",
@@ -63,11 +69,41 @@ def dev_server_args(db_file: Path, port: int = 7233, ui_port: int = 8233) -> lis
         args += ["--sqlite-pragma", pragma]
     for name, kind in SEARCH_ATTRIBUTES.items():
         args += ["--search-attribute", f"{name}={kind}"]
+    if codec_endpoint is not None:
+        args += ["--ui-codec-endpoint", codec_endpoint]
     return args
 
 
 def worker_args() -> list[str]:
     return [find_binary(WORKER_COMMAND[0]), *WORKER_COMMAND[1:]]
+
+
+def api_args(port: int) -> list[str]:
+    return [find_binary(API_COMMAND[0]), *API_COMMAND[1:], "--port", str(port)]
+
+
+def local_secrets(settings: Settings) -> list[str]:
+    """A payload key and a token secret for this state directory, made on first start (0600)
+    unless the environment gives them; every command with the same state dir finds them."""
+    from crypto.codec import new_key_entry
+    from settings import KEY_FILE, TOKEN_SECRET_FILE
+
+    made = []
+    keys = settings.state_dir / KEY_FILE
+    if settings.payload_keys is None and not keys.exists():
+        _write_secret(keys, f"# made by senflow up; newest first\n{new_key_entry('local-1')}\n")
+        made.append(str(keys))
+    secret = settings.state_dir / TOKEN_SECRET_FILE
+    if settings.token_secret is None and not secret.exists():
+        _write_secret(secret, secrets.token_urlsafe(48) + "\n")
+        made.append(str(secret))
+    return made
+
+
+def _write_secret(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
 
 
 def wait_for_port(host: str, port: int, timeout: float = 60.0) -> None:
@@ -81,11 +117,19 @@ def wait_for_port(host: str, port: int, timeout: float = 60.0) -> None:
     raise TimeoutError(f"nothing listening on {host}:{port} after {timeout:.0f}s")
 
 
-def up(settings: Settings, port: int = 7233, ui_port: int = 8233) -> int:
-    """Run dev server + worker until Ctrl-C or SIGTERM; return an exit status."""
+def up(
+    settings: Settings, port: int = 7233, ui_port: int = 8233, api_port: int | None = None
+) -> int:
+    """Run dev server + worker + API until Ctrl-C or SIGTERM; return an exit status."""
+    from records.db import make_engine, migrate
+
     settings.state_dir.mkdir(parents=True, exist_ok=True)
+    made = local_secrets(settings)
+    migrate(make_engine(settings.database_url))  # once, before the worker and the API start
+    api_port = api_port or settings.api_port
+    api_url = settings.api_url or f"http://localhost:{api_port}"
     db_file = settings.state_dir / "temporal.db"
-    server = subprocess.Popen(dev_server_args(db_file, port, ui_port))
+    server = subprocess.Popen(dev_server_args(db_file, port, ui_port, f"{api_url}/codec"))
     procs: list[tuple[str, subprocess.Popen[bytes]]] = [("temporal server", server)]
     stopping = False
 
@@ -102,14 +146,20 @@ def up(settings: Settings, port: int = 7233, ui_port: int = 8233) -> int:
             **os.environ,
             "TEMPORAL_ADDRESS": f"127.0.0.1:{port}",
         }
+        env.setdefault("SENFLOW_API_URL", api_url)  # printed in parents' letters
         procs.append(("worker", subprocess.Popen(worker_args(), env=env)))
+        procs.append(("api", subprocess.Popen(api_args(api_port), env=env)))
         _say(
             f"""
 senflow is running.
   Temporal Web UI   http://localhost:{ui_port}/namespaces/default/workflows
   Temporal server   127.0.0.1:{port} (SQLite: {db_file})
   Outbox (letters)  {settings.outbox_dir}/
+  HTTP API          {api_url}/docs (OpenAPI: {api_url}/openapi.json)
+  Codec server      {api_url}/codec (auditors sign in at {api_url}/codec/login)
+  Payload keys      {settings.state_dir}/payload-keys{" (new)" if made else ""}
 Try it, in another terminal:
+  .venv/bin/senflow users add senco-1 --role senco --school school-1   # prints a token
   .venv/bin/senflow demo                 # one pupil, the whole journey, in minutes
   .venv/bin/senflow list                 # every open journey
   .venv/bin/senflow --help

@@ -6,14 +6,15 @@ import logging
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
 from temporalio.client import Client
+from temporalio.converter import DataConverter
 
 from activities.mail import SmtpSettings
-from workflows.converter import DATA_CONVERTER
+from crypto.codec import KeyRing, data_converter
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,23 @@ class Settings:
     mail_sender: str = "senco-office@senflow.invalid"
     #: SMTP; with no host, messages go to the outbox folder instead.
     smtp: SmtpSettings | None = None
+    #: Payload encryption keys (newest first); None: payloads in clear (tests, old setups).
+    payload_keys: KeyRing | None = None
+    #: Derives parents' reply codes in consultation letters; None: letters carry no code.
+    token_secret: bytes | None = field(default=None, repr=False)
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    #: Where people reach the API (printed in letters); defaults to http://api_host:api_port.
+    api_url: str = ""
+    #: Browser origins allowed to call the codec endpoints (the Temporal Web UI's).
+    ui_origins: tuple[str, ...] = ("http://localhost:8233", "http://127.0.0.1:8233")
+
+    def data_converter(self) -> DataConverter:
+        return data_converter(self.payload_keys)
+
+    @property
+    def public_api_url(self) -> str:
+        return self.api_url or f"http://{self.api_host}:{self.api_port}"
     #: The Code a new journey follows unless its start says otherwise (code_2001, code_2014).
     policy: str = "code_2001"
 
@@ -54,7 +72,37 @@ class Settings:
             mail_sender=env.get("SENFLOW_MAIL_SENDER", cls.mail_sender),
             smtp=_smtp_from_env(env),
             policy=_policy_from_env(env),
+            payload_keys=KeyRing.from_env(env, state_dir / KEY_FILE),
+            token_secret=_token_secret(env, state_dir / TOKEN_SECRET_FILE),
+            api_host=env.get("SENFLOW_API_HOST", cls.api_host),
+            api_port=int(env.get("SENFLOW_API_PORT", str(cls.api_port))),
+            api_url=env.get("SENFLOW_API_URL", cls.api_url).rstrip("/"),
+            ui_origins=tuple(
+                o.strip().rstrip("/")
+                for o in env.get("SENFLOW_UI_ORIGINS", ",".join(cls.ui_origins)).split(",")
+                if o.strip()
+            ),
         )
+
+
+#: Written by `senflow up` on first start (mode 0600) and found by every command run with the
+#: same state directory; production sets SENFLOW_KEYS/SENFLOW_KEY_FILE and a token secret.
+KEY_FILE = "payload-keys"
+TOKEN_SECRET_FILE = "token-secret"
+
+
+def _token_secret(env: Mapping[str, str], default_file: Path) -> bytes | None:
+    if env.get("SENFLOW_TOKEN_SECRET"):
+        secret = env["SENFLOW_TOKEN_SECRET"].encode()
+    elif env.get("SENFLOW_TOKEN_SECRET_FILE"):
+        secret = Path(env["SENFLOW_TOKEN_SECRET_FILE"]).read_bytes().strip()
+    elif default_file.exists():
+        secret = default_file.read_bytes().strip()
+    else:
+        return None
+    if len(secret) < 32:
+        raise ValueError("the token secret must be at least 32 characters")
+    return secret
 
 
 def _policy_from_env(env: Mapping[str, str]) -> str:
@@ -84,11 +132,12 @@ def _smtp_from_env(env: Mapping[str, str]) -> SmtpSettings | None:
 
 
 async def connect(settings: Settings) -> Client:
-    """A client with senflow's data converter: every client must use it, or dates break."""
+    """A client with senflow's data converter: every client must use it, or dates break
+    (and, with keys configured, payloads would go to Temporal unencrypted)."""
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.namespace,
-        data_converter=DATA_CONVERTER,
+        data_converter=settings.data_converter(),
     )
 
 

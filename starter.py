@@ -36,6 +36,7 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from api import cli as api_cli
 from audit import compliance
 from audit import report as audit_report
 from audit import trail as trail_module
@@ -111,6 +112,22 @@ async def start_journey(client: Client, settings: Settings, cmd: StartJourneyInp
             "act on it instead of starting another"
         ) from None
     return await _query_state(handle)
+
+
+def with_date_of_birth(
+    cmd: StartJourneyInput, date_of_birth: date | None, today: date
+) -> StartJourneyInput:
+    """Only what the journey needs from a date of birth: the compulsory school age date (when
+    still to come) and the birth month and year. The day itself never reaches Temporal."""
+    if date_of_birth is None:
+        return cmd
+    csa = compulsory_school_age_date(date_of_birth)
+    return replace(
+        cmd,
+        compulsory_school_age_date=csa if csa > today else None,
+        birth_year=date_of_birth.year,
+        birth_month=date_of_birth.month,
+    )
 
 
 def _initial_search_attributes(cmd: StartJourneyInput) -> TypedSearchAttributes:
@@ -495,9 +512,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     cmd("diagram", "print the journey's state machine as Mermaid", pupil=False)
     cmd("worker", "run the Temporal worker", pupil=False)
-    p = cmd("up", "run a dev server and a worker (what `make run` runs)", pupil=False)
+    p = cmd("up", "run a dev server, a worker and the API (what `make run` runs)", pupil=False)
     p.add_argument("--port", type=int, default=7233)
     p.add_argument("--ui-port", type=int, default=8233)
+    p.add_argument("--api-port", type=int, default=None, help="default SENFLOW_API_PORT or 8000")
+    api_cli.register(sub, common)  # users, keys, api
     return parser
 
 
@@ -586,23 +605,18 @@ async def run_command(
         code = settings.policy if args.policy in (None, "demo") else args.policy
         minute = timedelta(seconds=args.minute) if args.policy == "demo" else None
         policy = Policy.named(code, minute)
-        csa = compulsory_school_age_date(args.date_of_birth) if args.date_of_birth else None
+        start_cmd = StartJourneyInput(
+            pupil_id=args.pupil,
+            school_id=args.school,
+            senco_id=args.senco,
+            parent_ids=args.parent,
+            actor=actor,
+            concern=args.concern,
+            policy=policy,
+            year_group=args.year_group,
+        )
         state = await start_journey(
-            client,
-            settings,
-            StartJourneyInput(
-                pupil_id=args.pupil,
-                school_id=args.school,
-                senco_id=args.senco,
-                parent_ids=args.parent,
-                actor=actor,
-                concern=args.concern,
-                policy=policy,
-                compulsory_school_age_date=csa if csa and csa > date.today() else None,
-                birth_year=args.date_of_birth.year if args.date_of_birth else None,
-                birth_month=args.date_of_birth.month if args.date_of_birth else None,
-                year_group=args.year_group,
-            ),
+            client, settings, with_date_of_birth(start_cmd, args.date_of_birth, date.today())
         )
         _print(args, state, _state_text(state))
     elif c in ACTIONS or c in reform.cli.ACTIONS:
@@ -731,7 +745,8 @@ async def replay_command(client: Client | None, args: argparse.Namespace) -> int
             runs += await trail_module.fetch_runs(client, wf_id)
     if not runs:
         raise Refused("nothing to replay: give FILE... or --all")
-    outcomes = await replay_runs(runs)
+    converter = client.data_converter if client else Settings.from_env().data_converter()
+    outcomes = await replay_runs(runs, converter)  # encrypted histories need the keys
     rows = [vars(o) for o in outcomes]
     text = "\n".join(
         f"{'ok  ' if o.ok else 'FAIL'} {o.workflow_id} run {o.run_id} ({o.events} events)"
@@ -1153,8 +1168,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "up":
         import devserver
 
-        return devserver.up(settings, args.port, args.ui_port)
+        return devserver.up(settings, args.port, args.ui_port, args.api_port)
     try:
+        if args.command in api_cli.COMMANDS:
+            return api_cli.run(args, parser, settings)
         return asyncio.run(run_command(args, parser, settings))
     except (Refused, NotFound) as err:
         sys.stderr.write(f"refused: {err}\n")

@@ -15,6 +15,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.mail import SmtpMailer
 from activities.notices import Notifier
 from activities.records import Recorder
+from activities.reply_codes import ReplyCodes
 from records.db import make_engine, migrate, sessions
 from settings import Settings, configure_logging, connect
 from workflows.pupil_journey import PupilJourney
@@ -38,8 +39,13 @@ def build_worker(client: Client, settings: Settings) -> Worker:
         migrate(engine)
     recorder = Recorder(sessions(engine))
     smtp = SmtpMailer(settings.smtp) if settings.smtp is not None else None
+    reply_codes = (
+        ReplyCodes(sessions(engine), settings.token_secret, settings.public_api_url)
+        if settings.token_secret is not None
+        else None
+    )
     notifier = Notifier(
-        settings.outbox_dir, settings.mail_domain, settings.mail_sender, recorder, smtp
+        settings.outbox_dir, settings.mail_domain, settings.mail_sender, recorder, smtp, reply_codes
     )
     return Worker(
         client,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -87,11 +87,19 @@ def reviews(
     return sorted(rows, key=lambda r: (order[r["status"]], r["days_until"], r["pupil"]))
 
 
-def referral_waits(session: Session, now: datetime) -> list[Row]:
-    """Waiting times by specialist kind: completed (median, 90th percentile) and still open."""
+def referral_waits(
+    session: Session, now: datetime, schools: Collection[str] | None = None
+) -> list[Row]:
+    """Waiting times by specialist kind: completed (median, 90th percentile) and still open.
+    ``schools``: only referrals of those schools' pupils (an admin's local authority)."""
     waits: dict[str, list[float]] = defaultdict(list)
     open_waits: dict[str, list[float]] = defaultdict(list)
-    for r in session.scalars(select(m.Referral)):
+    query = select(m.Referral)
+    if schools is not None:
+        query = query.join(m.Journey, m.Journey.workflow_id == m.Referral.workflow_id).where(
+            m.Journey.school_id.in_(list(schools))
+        )
+    for r in session.scalars(query):
         if r.completed_at is not None:
             waits[r.kind].append(_days(r.completed_at - r.requested_at))
         elif r.status == "open":

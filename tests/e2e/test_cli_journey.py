@@ -53,7 +53,7 @@ class Cli:
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cli, Path]]:
     state = tmp_path_factory.mktemp("senflow-state")
-    port, ui_port = free_port(), free_port()
+    port, ui_port, api_port = free_port(), free_port(), free_port()
     env = {
         **os.environ,
         "SENFLOW_STATE_DIR": str(state),
@@ -62,7 +62,16 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cli, Pat
         "SENFLOW_HEARTBEAT_FILE": str(state / "worker.alive"),
     }
     up = subprocess.Popen(
-        [SENFLOW, "up", "--port", str(port), "--ui-port", str(ui_port)],
+        [
+            SENFLOW,
+            "up",
+            "--port",
+            str(port),
+            "--ui-port",
+            str(ui_port),
+            "--api-port",
+            str(api_port),
+        ],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
