@@ -22,6 +22,8 @@ class Permission(StrEnum):
     COMPLETE_REFERRAL = "complete_referral"  # only referrals assigned to them
     RESPOND_CONSULTATION = "respond_consultation"  # only the consultation their token is for
     CODEC = "codec"  # decode histories in the Temporal Web UI
+    ACT_LOCAL_AUTHORITY = "act_local_authority"  # the EHC needs assessment's steps (2014)
+    MIGRATE = "migrate"  # move running journeys to the 2014 Code
 
 
 GRANTS: dict[Role, frozenset[Permission]] = {
@@ -33,15 +35,27 @@ GRANTS: dict[Role, frozenset[Permission]] = {
     ),
     Role.SPECIALIST: frozenset({Permission.COMPLETE_REFERRAL}),
     Role.PARENT: frozenset({Permission.RESPOND_CONSULTATION}),
-    Role.ADMIN: frozenset({Permission.READ_JOURNEY, Permission.REPORTS}),
+    Role.ADMIN: frozenset({Permission.READ_JOURNEY, Permission.REPORTS, Permission.MIGRATE}),
+    Role.LOCAL_AUTHORITY: frozenset(
+        {Permission.READ_JOURNEY, Permission.ACT_LOCAL_AUTHORITY, Permission.REPORTS}
+    ),
     Role.AUDITOR: frozenset({Permission.READ_JOURNEY, Permission.READ_HISTORY, Permission.CODEC}),
     Role.SYSTEM: frozenset(),
 }
 
 #: Roles whose reach is a set of schools (users add --school ...).
-SCHOOL_ROLES = frozenset({Role.SENCO, Role.CLASS_TEACHER, Role.ADMIN, Role.AUDITOR})
+SCHOOL_ROLES = frozenset(
+    {Role.SENCO, Role.CLASS_TEACHER, Role.ADMIN, Role.AUDITOR, Role.LOCAL_AUTHORITY}
+)
 #: Roles a person can be given with `senflow users add` (parents get letters' tokens).
-USER_ROLES = (Role.SENCO, Role.CLASS_TEACHER, Role.SPECIALIST, Role.ADMIN, Role.AUDITOR)
+USER_ROLES = (
+    Role.SENCO,
+    Role.CLASS_TEACHER,
+    Role.SPECIALIST,
+    Role.ADMIN,
+    Role.AUDITOR,
+    Role.LOCAL_AUTHORITY,
+)
 
 
 @dataclass(frozen=True)
@@ -84,4 +98,6 @@ _WORDS = {
     Permission.COMPLETE_REFERRAL: "complete a specialist's assessment",
     Permission.RESPOND_CONSULTATION: "answer a parent consultation",
     Permission.CODEC: "decode payloads",
+    Permission.ACT_LOCAL_AUTHORITY: "take the local authority's EHC assessment steps",
+    Permission.MIGRATE: "move journeys to the 2014 Code",
 }

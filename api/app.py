@@ -45,13 +45,22 @@ from domain.commands import (
     ActionResult,
     AssessmentCompletedInput,
     CloseInput,
+    EhcAdviceReceivedInput,
+    EhcAdviceRequestInput,
+    EhcDecisionInput,
+    EhcDraftInput,
+    EhcFinalInput,
+    EhcPauseInput,
+    EhcResumeInput,
     EscalateInput,
     OpenSchoolActionInput,
+    OpenSenSupportInput,
     ParentRespondedInput,
     RecordNoteInput,
     RecordReviewInput,
     ReferInput,
     Refused,
+    RequestEhcAssessmentInput,
     RequestStatutoryAssessmentInput,
     StartJourneyInput,
     StepDownInput,
@@ -69,6 +78,7 @@ from domain.policy import Policy
 from records import models as m
 from records import reports
 from records.db import make_engine, sessions
+from reform import clock, migration
 from settings import Settings, connect
 from workflows.pupil_journey import workflow_id
 
@@ -94,6 +104,7 @@ class Report(StrEnum):
     REFERRALS = "referrals"
     STAGES = "stages"
     BIRTH_MONTHS = "birth-months"
+    STATUTORY_CLOCK = "statutory-clock"  # asked of the journeys, not the read model
 
 
 class Services:
@@ -297,7 +308,9 @@ def _router(services: Services) -> APIRouter:
     @router.post("/journeys", status_code=201, response_model=s.JourneyView, tags=["journeys"])
     async def start(body: s.StartJourneyRequest, principal: Caller) -> Any:
         require(principal, Permission.START, body.school_id)
-        policy = Policy.demo(_seconds(body.minute_seconds)) if body.policy == "demo" else Policy()
+        code = services.settings.policy if body.policy in (None, "demo") else body.policy
+        minute = _seconds(body.minute_seconds) if body.policy == "demo" else None
+        policy = Policy.named(code, minute)
         cmd = starter.with_date_of_birth(
             StartJourneyInput(
                 pupil_id=body.pupil_id,
@@ -491,7 +504,103 @@ def _router(services: Services) -> APIRouter:
     ) -> Any:
         require(principal, Permission.REPORTS, school)
         schools = [school] if school else sorted(principal.schools)
+        if name is Report.STATUTORY_CLOCK:
+            client, now = await services.client(), datetime.now(UTC)
+            return [r for one in schools for r in await clock.statutory_clock(client, now, one)]
         return await asyncio.to_thread(_report, services.factory, name, schools, days)
+
+    # -- the 2014 Code ------------------------------------------------------------------------
+
+    @router.post("/journeys/{pupil_id}/sen-support", response_model=ActionResult, tags=["2014"])
+    async def open_sen_support(
+        pupil_id: PupilId, body: s.SenSupportRequest, principal: Caller
+    ) -> Any:
+        cmd = OpenSenSupportInput(
+            actor(principal),
+            body.primary_need,
+            body.evidence,
+            body.plan.to_domain(),
+            body.secondary_need,
+        )
+        return await act(principal, pupil_id, Permission.ACT_SENCO, "open_sen_support", cmd)
+
+    @router.post(
+        "/journeys/{pupil_id}/ehc-assessment-request", response_model=ActionResult, tags=["2014"]
+    )
+    async def request_ehc_assessment(
+        pupil_id: PupilId, body: s.EhcAssessmentRequest, principal: Caller
+    ) -> Any:
+        cmd = RequestEhcAssessmentInput(actor(principal), body.local_authority_id, body.evidence)
+        return await act(principal, pupil_id, Permission.ACT_SENCO, "request_ehc_assessment", cmd)
+
+    async def la_step(principal: Principal, pupil_id: str, update: str, cmd: object) -> Any:
+        return await act(principal, pupil_id, Permission.ACT_LOCAL_AUTHORITY, update, cmd)
+
+    @router.post("/journeys/{pupil_id}/ehc/decision", response_model=ActionResult, tags=["2014"])
+    async def ehc_decide(pupil_id: PupilId, body: s.EhcDecisionRequest, principal: Caller) -> Any:
+        cmd = EhcDecisionInput(actor(principal), body.assess, body.reason)
+        return await la_step(principal, pupil_id, "ehc_decide", cmd)
+
+    @router.post("/journeys/{pupil_id}/ehc/advice", response_model=ActionResult, tags=["2014"])
+    async def ehc_request_advice(
+        pupil_id: PupilId, body: s.EhcAdviceRequest, principal: Caller
+    ) -> Any:
+        cmd = EhcAdviceRequestInput(actor(principal), body.adviser_id, body.kind)
+        return await la_step(principal, pupil_id, "ehc_request_advice", cmd)
+
+    @router.post(
+        "/journeys/{pupil_id}/ehc/advice/{advice_id}/received",
+        response_model=ActionResult,
+        tags=["2014"],
+    )
+    async def ehc_advice_received(pupil_id: PupilId, advice_id: PupilId, principal: Caller) -> Any:
+        cmd = EhcAdviceReceivedInput(actor(principal), advice_id)
+        return await la_step(principal, pupil_id, "ehc_advice_received", cmd)
+
+    @router.post("/journeys/{pupil_id}/ehc/draft", response_model=ActionResult, tags=["2014"])
+    async def ehc_draft(pupil_id: PupilId, body: s.EhcDraftRequest, principal: Caller) -> Any:
+        plan = body.plan.to_domain() if body.plan else None
+        cmd = EhcDraftInput(actor(principal), body.issue, body.reason, plan)
+        return await la_step(principal, pupil_id, "ehc_draft", cmd)
+
+    @router.post("/journeys/{pupil_id}/ehc/final", response_model=ActionResult, tags=["2014"])
+    async def ehc_finalise(pupil_id: PupilId, body: s.EhcFinalRequest, principal: Caller) -> Any:
+        plan = body.plan.to_domain() if body.plan else None
+        cmd = EhcFinalInput(actor(principal), body.reason, plan)
+        return await la_step(principal, pupil_id, "ehc_finalise", cmd)
+
+    @router.post("/journeys/{pupil_id}/ehc/pause", response_model=ActionResult, tags=["2014"])
+    async def pause_ehc_clock(pupil_id: PupilId, body: s.EhcPauseRequest, principal: Caller) -> Any:
+        cmd = EhcPauseInput(actor(principal), body.reason)
+        return await la_step(principal, pupil_id, "pause_ehc_clock", cmd)
+
+    @router.post("/journeys/{pupil_id}/ehc/resume", response_model=ActionResult, tags=["2014"])
+    async def resume_ehc_clock(pupil_id: PupilId, principal: Caller) -> Any:
+        return await la_step(
+            principal, pupil_id, "resume_ehc_clock", EhcResumeInput(actor(principal))
+        )
+
+    @router.post("/migrations", response_model=s.MigrationResult, tags=["2014"])
+    async def migrate(body: s.MigrationRequest, principal: Caller) -> Any:
+        """Move the admin's schools' running code_2001 journeys to the 2014 Code."""
+        require(principal, Permission.MIGRATE)
+        for school in body.schools:
+            require(principal, Permission.MIGRATE, school)
+        result = await migration.migrate(
+            await services.client(),
+            actor(principal),
+            body.reason,
+            schools=body.schools or sorted(principal.schools),
+            local_authority_id=body.local_authority_id,
+            dry_run=body.dry_run,
+        )
+        return s.MigrationResult(
+            dry_run=result.dry_run,
+            totals=result.totals(),
+            by_school=result.by_school(),
+            moves=result.moves(),
+            outcomes=[s.MigrationOutcome(**o.__dict__) for o in result.outcomes],
+        )
 
     return router
 

@@ -19,10 +19,12 @@ from domain.model import (
     Consultation,
     Iep,
     ParentReply,
+    PauseReason,
     Phase,
     Referral,
     ReviewOutcome,
     Role,
+    SenType,
     SpecialistKind,
     Stage,
     Target,
@@ -51,7 +53,11 @@ class StartJourneyRequest(Body):
         description="only month and year are kept, and the compulsory school age date",
     )
     year_group: Annotated[str, Field(pattern=r"^[A-Za-z0-9]{1,4}$")] | None = None
-    policy: Literal["code_2001", "demo"] = "code_2001"
+    policy: Literal["code_2001", "code_2014", "demo"] | None = Field(
+        default=None,
+        description="the Code the journey follows (default: the service's SENFLOW_POLICY); "
+        "demo: that Code on a clock of minutes",
+    )
     minute_seconds: Annotated[float, Field(gt=0, le=3600)] = Field(
         default=60.0, description="with the demo policy: seconds in a policy 'minute'"
     )
@@ -68,6 +74,9 @@ class IepBody(Body):
     provision: Annotated[list[Short], Field(max_length=MAX_ITEMS)] = []
     responsible: Annotated[list[OpaqueId], Field(max_length=MAX_ITEMS)] = []
     review_date: date | None = None
+    #: 2014 plans (SEN Support and EHC plans) need both.
+    expected_impact: Text = ""
+    pupil_views: Text = ""
 
     def to_domain(self) -> IepInput:
         return IepInput(
@@ -76,6 +85,8 @@ class IepBody(Body):
             provision=list(self.provision),
             responsible=list(self.responsible),
             review_date=self.review_date,
+            expected_impact=self.expected_impact,
+            pupil_views=self.pupil_views,
         )
 
 
@@ -214,3 +225,72 @@ class PayloadsJson(BaseModel):
 
 
 Rows = list[dict[str, Any]]
+
+
+# -- the 2014 Code ---------------------------------------------------------------------------
+
+
+class SenSupportRequest(Body):
+    primary_need: SenType
+    secondary_need: SenType | None = None
+    evidence: Text
+    plan: IepBody
+
+
+class EhcAssessmentRequest(Body):
+    local_authority_id: OpaqueId
+    evidence: Text
+
+
+class EhcDecisionRequest(Body):
+    assess: bool
+    reason: Text
+
+
+class EhcAdviceRequest(Body):
+    adviser_id: OpaqueId
+    kind: OpaqueId = Field(description="e.g. educational_psychologist, health, social_care")
+
+
+class EhcDraftRequest(Body):
+    issue: bool
+    reason: Text
+    plan: IepBody | None = None
+
+
+class EhcFinalRequest(Body):
+    reason: Text
+    plan: IepBody | None = Field(default=None, description="omit: the draft becomes final")
+
+
+class EhcPauseRequest(Body):
+    reason: PauseReason
+
+
+class MigrationRequest(Body):
+    to: Literal["code_2014"]
+    schools: Annotated[list[OpaqueId], Field(max_length=200)] = Field(
+        default=[], description="empty: every school the admin reaches"
+    )
+    local_authority_id: Annotated[str, Field(pattern=r"^$|" + OPAQUE_ID.pattern, max_length=64)] = (
+        ""
+    )
+    reason: Text = "the SEN Code of Practice 2014 is in force"
+    dry_run: bool = False
+
+
+class MigrationOutcome(Body):
+    pupil_id: str
+    school_id: str
+    stage_before: str
+    stage_after: str
+    result: str
+    reason: str = ""
+
+
+class MigrationResult(Body):
+    dry_run: bool
+    totals: dict[str, int]
+    by_school: dict[str, dict[str, int]]
+    moves: dict[str, int]
+    outcomes: list[MigrationOutcome]

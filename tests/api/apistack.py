@@ -38,6 +38,8 @@ USERS: dict[str, tuple[Role, list[str]]] = {
     "admin-la1": (Role.ADMIN, ["s1", "s3"]),
     "admin-la2": (Role.ADMIN, ["s2"]),
     "auditor-s1": (Role.AUDITOR, ["s1"]),
+    "la-s1": (Role.LOCAL_AUTHORITY, ["s1"]),
+    "senco-s3": (Role.SENCO, ["s3"]),
 }
 
 

@@ -19,9 +19,10 @@ from settings import Settings
 
 ANYONE = {
     "senco-s1", "teacher-s1", "senco-s2", "ep-1", "ep-2", "admin-la1", "admin-la2",
-    "auditor-s1", "parent", "parent-other",
+    "auditor-s1", "parent", "parent-other", "la-s1",
 }  # fmt: skip
-S1_READERS = {"senco-s1", "teacher-s1", "admin-la1", "auditor-s1"}
+S1_READERS = {"senco-s1", "teacher-s1", "admin-la1", "auditor-s1", "la-s1"}
+LA = {"la-s1"}
 
 
 def matrix(p: str, referral: str, consultation: str) -> list[tuple[str, str, Any, set[str]]]:
@@ -32,7 +33,7 @@ def matrix(p: str, referral: str, consultation: str) -> list[tuple[str, str, Any
     return [
         ("GET", "/v1/me", None, ANYONE),
         ("GET", "/v1/journeys", None, {"senco-s1", "teacher-s1", "senco-s2", "admin-la1",
-                                       "admin-la2", "auditor-s1"}),
+                                       "admin-la2", "auditor-s1", "la-s1"}),
         ("POST", "/v1/journeys", "start", {"senco-s1", "teacher-s1"}),
         ("GET", act, None, S1_READERS),
         ("GET", f"{act}/timeline", None, S1_READERS),
@@ -52,7 +53,22 @@ def matrix(p: str, referral: str, consultation: str) -> list[tuple[str, str, Any
         ("GET", "/v1/referrals", None, {"ep-1", "ep-2"}),
         ("GET", f"{act}/history", None, {"auditor-s1"}),
         ("GET", f"{act}/export", None, {"auditor-s1"}),
-        ("GET", "/v1/reports/register", None, {"admin-la1", "admin-la2"}),
+        ("GET", "/v1/reports/register", None, {"admin-la1", "admin-la2", "la-s1"}),
+        # the 2014 Code (this journey follows code_2001, so the allowed get the rules' 409)
+        ("POST", f"{act}/sen-support", {"primary_need": "SPLD", "evidence": "", "plan": IEP},
+         {"senco-s1"}),
+        ("POST", f"{act}/ehc-assessment-request", {"local_authority_id": "la-1", "evidence": ""},
+         {"senco-s1"}),
+        ("POST", f"{act}/ehc/decision", {"assess": True, "reason": ""}, LA),
+        ("POST", f"{act}/ehc/advice", {"adviser_id": "ep-1", "kind": "health"}, LA),
+        ("POST", f"{act}/ehc/advice/advice-1/received", None, LA),
+        ("POST", f"{act}/ehc/draft", {"issue": False, "reason": ""}, LA),
+        ("POST", f"{act}/ehc/final", {"reason": ""}, LA),
+        ("POST", f"{act}/ehc/pause", {"reason": "child_absent"}, LA),
+        ("POST", f"{act}/ehc/resume", None, LA),
+        ("POST", "/v1/migrations", {"to": "code_2014", "schools": ["s1"], "dry_run": True},
+         {"admin-la1"}),
+        ("GET", "/v1/reports/statutory-clock", None, {"admin-la1", "admin-la2", "la-s1"}),
         ("POST", "/codec/decode", {"payloads": []}, {"auditor-s1"}),
         ("POST", "/codec/encode", {"payloads": []}, {"auditor-s1"}),
     ]  # fmt: skip
@@ -97,6 +113,8 @@ async def test_every_role_against_every_endpoint(stack: Stack) -> None:
     # The allowed school actions were refused by the journey's rules, with its reason.
     refused = [s for m, p, w, s in seen if p.endswith("/closure") and w == "senco-s1"]
     assert refused == [409]
+    under_2001 = [s for m, p, w, s in seen if p.endswith("/ehc/decision") and w == "la-s1"]
+    assert under_2001 == [409]
     assert len(seen) == len(matrix(pupil, referral, latest)) * (len(ANYONE) + 1)
 
 
