@@ -49,6 +49,7 @@ class Settings:
     @property
     def public_api_url(self) -> str:
         return self.api_url or f"http://{self.api_host}:{self.api_port}"
+
     #: The Code a new journey follows unless its start says otherwise (code_2001, code_2014).
     policy: str = "code_2001"
 

@@ -125,14 +125,16 @@ async def _messages(client: Client, workflow_id: str, run_id: str) -> list[m.Mes
 
 
 def rebuild(engine: Engine, sources: list[Source], progress: Progress | None = None) -> int:
-    """Drop every table, migrate, and project every journey again. Returns journeys written."""
-    m.Base.metadata.drop_all(engine)
-    with engine.begin() as connection:
-        connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+    """Empty the tables projected from Temporal and project every journey again, in one
+    transaction. Tables Temporal cannot give back (contacts, users, the archive) are kept.
+    Returns journeys written."""
     migrate(engine)
     if progress:
         progress("rebuilding the read model", len(sources))
     with sessions(engine).begin() as session:
+        for table in reversed(m.Base.metadata.sorted_tables):
+            if table.name in m.PROJECTED_TABLES:
+                session.execute(table.delete())
         for source in sources:
             project(session, source.workflow_id, source.state)
             for row in source.messages:
