@@ -816,7 +816,8 @@ async def records_sync(client: Client, settings: Settings, action: str, as_json:
     engine = make_engine(settings.database_url)
     progress = None if as_json or not sys.stderr.isatty() else _RichProgress()
     try:
-        sources = await sync.read_journeys(client, progress)
+        archive = archive_reader(settings.database_url, settings.archive_url)
+        sources = await sync.read_journeys(client, progress, archive=archive)
         if action == "rebuild":
             started = time.monotonic()
             written = sync.rebuild(engine, sources, progress)

@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
 from temporalio.client import Client
@@ -31,6 +31,7 @@ from domain.model import CloseReason, Trigger
 from journeys import SENCO, TEACHER, iep, new_pupil, start_cmd
 from records import models as m
 from records.db import make_engine, sessions
+from records.sync import read_journeys, rebuild, verify
 from settings import configure_logging
 
 ADMIN = ["--actor", "admin-1", "--role", "admin"]
@@ -125,6 +126,10 @@ async def test_a_closed_journey_reads_the_same_from_the_archive_alone_then_is_pu
     assert "school_action" in before["history " + pupil][1]  # type: ignore[index]
     assert len(before["replay --all"][1]) == len(run_ids)  # type: ignore[index]
 
+    sent_before = len(
+        (await read_journeys(arc.client, where=arc.where))[0].messages
+    )  # letters, as the read model rebuilds them from the histories of every run
+
     # two archivers at once, each with its own connections
     url = arc.settings.database_url
     first, second = Archive(make_engine(url)), Archive(make_engine(url))
@@ -144,9 +149,27 @@ async def test_a_closed_journey_reads_the_same_from_the_archive_alone_then_is_pu
     status = json.loads(out)
     assert status["dangerous"] == [] and status["pending"] == []
 
-    await deleted_from_temporal(arc.client, wf, run_ids)
+    # a long journey: its early runs' retention ends first, the last run is still in Temporal
+    await deleted_from_temporal(arc.client, wf, run_ids[:-1])
+    assert await auditors("mixed") == before
+    sources = await read_journeys(arc.client, where=arc.where, archive=first)
+    assert [len(source.messages) for source in sources] == [sent_before]
+
+    await deleted_from_temporal(arc.client, wf, run_ids[-1:])
     after = await auditors("after")
     assert after == before  # history, audit, export and replay: from the archive alone
+
+    # the read model verifies, and rebuilds, with the journey in the archive only
+    sources = await read_journeys(arc.client, where=arc.where, archive=first)
+    assert [source.workflow_id for source in sources] == [wf]
+    with sessions(first.engine)() as session:
+        assert verify(session, sources) == []
+        sent = session.scalar(select(func.count()).select_from(m.MessageSent))
+    assert sent == len(sources[0].messages) == sent_before > 0  # the letters of every run
+    assert rebuild(first.engine, sources) == 1
+    with sessions(first.engine)() as session:
+        assert verify(session, sources) == []
+        assert session.scalar(select(func.count()).select_from(m.MessageSent)) == sent
 
     # purge: refused while a journey is open, and for anyone but an admin
     other = new_pupil()
