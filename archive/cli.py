@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from archive.archiver import archive_pass
 from archive.purge import PurgeReason, purge, purge_log
 from archive.schedule import SCHEDULE_ID, describe_schedule, ensure_schedule
-from archive.status import archive_status
+from archive.status import archive_status, human
 from archive.store import Archive, open_archive
 from domain.commands import Refused
 from domain.model import Actor, Role
@@ -47,9 +47,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     action("verify", "read every archived run back and check its SHA-256 (exit 1 on damage)")
     a = action("purge", "admin: erase a closed journey's archive, read-model rows and letters")
     a.add_argument("pupil", help="the school's opaque pupil reference")
-    a.add_argument(
-        "--reason", type=PurgeReason, required=True, choices=list(PurgeReason), metavar="REASON"
-    )
+    a.add_argument("--reason", required=True, choices=[r.value for r in PurgeReason])
     a.add_argument(
         "--wait", type=float, default=60.0, help="seconds to wait for Temporal's deletion"
     )
@@ -79,7 +77,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         _print(
             args.json,
             {"schedule": SCHEDULE_ID, "result": outcome, "view": view},
-            f"schedule {SCHEDULE_ID} {outcome}: every {settings.archive_every}"
+            f"schedule {SCHEDULE_ID} {outcome}: every {human(settings.archive_every)}"
             + (f", next run {_local(view.next_runs[0])}" if view and view.next_runs else ""),
         )
         return 0
@@ -106,7 +104,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             archive,
             args.pupil,
             actor,
-            args.reason,
+            PurgeReason(args.reason),
             settings.purge_key,
             settings.outbox_dir,
             args.wait,
@@ -163,9 +161,9 @@ def _need_actor(args: argparse.Namespace) -> Actor:
 
 def _status_text(s: Any) -> str:
     lines = [
-        f"namespace      {s.namespace}: Temporal keeps closed runs {s.retention}",
+        f"namespace      {s.namespace}: Temporal keeps closed runs {human(s.retention)}",
         (
-            f"schedule       {s.schedule.schedule_id} every {s.schedule.every}"
+            f"schedule       {s.schedule.schedule_id} every {human(s.schedule.every)}"
             + (" (PAUSED)" if s.schedule.paused else "")
             + (f", next {_local(s.schedule.next_runs[0])}" if s.schedule.next_runs else "")
             + (f", last {_local(s.schedule.last_run)}" if s.schedule.last_run else "")

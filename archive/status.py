@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 
 from archive.archiver import closed_runs
 from archive.schedule import RETENTION_MARGIN, SCHEDULE_ID, ScheduleView, describe_schedule
@@ -43,6 +43,37 @@ class ArchiveStatus:
     archive: dict[str, int]
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+
+async def _failed(client: Client, workflow_id: str) -> str | None:
+    """Why a pass ended without archiving, or None while it runs or once it has completed."""
+    handle = client.get_workflow_handle(workflow_id)
+    described = await handle.describe()
+    if described.status in (
+        None,
+        WorkflowExecutionStatus.RUNNING,
+        WorkflowExecutionStatus.COMPLETED,
+    ):
+        return None
+    last = (await handle.fetch_history()).events[-1]
+    if last.HasField("workflow_execution_failed_event_attributes"):
+        cause = last.workflow_execution_failed_event_attributes.failure
+        while cause.HasField("cause"):
+            cause = cause.cause
+        return cause.message
+    return described.status.name.lower()
+
+
+def human(duration: timedelta | None) -> str:
+    """30 days, 6 hours, 90 minutes: durations as people write them."""
+    if duration is None:
+        return "-"
+    seconds = int(duration.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds} seconds"
 
 
 async def namespace_retention(client: Client) -> timedelta:
@@ -92,12 +123,19 @@ async def archive_status(
         )
     elif schedule.paused:
         status.problems.append(f"the archiver schedule {schedule_id} is paused")
+    if schedule is not None and schedule.last_workflow_id:
+        failure = await _failed(client, schedule.last_workflow_id)
+        if failure:
+            status.problems.append(
+                f"the last archiver pass ({schedule.last_workflow_id}) failed: {failure}"
+            )
     if active:
         assert schedule is not None and schedule.every is not None
         every = schedule.every
         if every * RETENTION_MARGIN > retention:
             status.problems.append(
-                f"the archiver runs every {every}: not well inside the retention of {retention}"
+                f"the archiver runs every {human(every)}: not well inside the retention of "
+                f"{human(retention)}"
             )
         next_run = schedule.next_runs[0] if schedule.next_runs else now + every
         horizon = max(next_run, now) + every
@@ -111,8 +149,8 @@ async def archive_status(
         )
     if retention != settings.retention:
         status.notes.append(
-            f"namespace retention is {retention}, SENFLOW_RETENTION_DAYS asks for "
-            f"{settings.retention} (`make run` sets it; elsewhere `temporal operator "
+            f"namespace retention is {human(retention)}, SENFLOW_RETENTION_DAYS asks for "
+            f"{human(settings.retention)} (`make run` sets it; elsewhere `temporal operator "
             "namespace update --retention`)"
         )
     return status
