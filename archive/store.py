@@ -60,6 +60,12 @@ class MissingPurgeKey(ArchiveError):
     """The purge log has entries but this process was not given SENFLOW_PURGE_KEY."""
 
 
+_NEED_KEY = (
+    "the purge log is not empty: the archiver needs SENFLOW_PURGE_KEY to tell a purged "
+    "pupil's runs from others"
+)
+
+
 @dataclass(frozen=True)
 class Packed:
     """One closed run, ready to store."""
@@ -179,6 +185,7 @@ class Archive:
         pupil was erased meanwhile; nothing kept) or ``failed: ...`` (nothing marked; the
         next pass tries again)."""
         wf, run = packed.workflow_id, packed.run_id
+        self._purged(wf, packed.started_at)  # without the key, refuse before writing anything
         # the hash in the object's name: a copy written by another archiver can never
         # overwrite one already verified, even if it serialised the history differently
         key = f"{wf}/{run}.{packed.sha256[:16]}.json.gz"
@@ -205,10 +212,16 @@ class Archive:
             )
         # A purge that committed its log entry before this check deletes nothing we wrote
         # after it; so look now, after our insert, and undo our own write (docs/decisions.md).
-        if self._purged(wf, packed.started_at):
+        try:
+            purged = self._purged(wf, packed.started_at)
+        except MissingPurgeKey:  # the first purge happened while we wrote
+            purged = True
+        if purged:
             self._discard(wf, run, only_unarchived=False)
             if self.blobs is not None:
                 self.blobs.delete(key)
+            if self.purge_key is None:
+                raise MissingPurgeKey(_NEED_KEY)
             return "purged"
         try:
             stored_location = self._read_back(wf, run, packed.events)
@@ -259,10 +272,7 @@ class Archive:
             if session.scalar(select(func.count()).select_from(PurgeLogEntry)) == 0:
                 return False
             if self.purge_key is None:
-                raise MissingPurgeKey(
-                    "the purge log is not empty: the archiver needs SENFLOW_PURGE_KEY to "
-                    "tell a purged pupil's runs from others"
-                )
+                raise MissingPurgeKey(_NEED_KEY)
             ref = pupil_ref(self.purge_key, wf.removeprefix("pupil-"))
             later = session.scalar(
                 select(func.count())

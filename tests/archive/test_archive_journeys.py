@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import timedelta
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowFailureError
 from temporalio.service import RPCError, RPCStatusCode
 
 import starter
@@ -21,8 +22,9 @@ from archive.archiver import archive_pass, closed_runs
 from archive.messages import ArchivePassInput, ArchivePassResult
 from archive.models import ArchivedRun, PurgeLogEntry
 from archive.schedule import describe_schedule, ensure_schedule
-from archive.status import archive_status
+from archive.status import _failed, archive_status
 from archive.store import Archive
+from archive.workflow import JourneyArchiver
 from archive_helpers import eventually
 from audit.trail import fetch_runs
 from devserver import set_retention
@@ -33,6 +35,7 @@ from records import models as m
 from records.db import make_engine, sessions
 from records.sync import read_journeys, rebuild, verify
 from settings import configure_logging
+from worker import build_worker
 
 ADMIN = ["--actor", "admin-1", "--role", "admin"]
 
@@ -289,3 +292,46 @@ async def _updated_since(handle, when):  # type: ignore[no-untyped-def]
 async def _started(arc, schedule_id: str):  # type: ignore[no-untyped-def]
     view = await describe_schedule(arc.client, schedule_id)
     return view if view is not None and view.last_workflow_id else None
+
+
+async def test_an_archiver_without_the_purge_key_fails_loudly_once_purges_exist(arc) -> None:
+    # it cannot tell a purged pupil's runs from others: it stops, and status says why
+    await closed_journey(arc, notes=0)
+    engine = make_engine(arc.settings.database_url)
+    with sessions(engine).begin() as session:
+        session.add(
+            PurgeLogEntry(
+                purge_id="00000000-0000-0000-0000-00000000000a",
+                pupil_ref="0" * 64,
+                actor_id="admin-1",
+                actor_role="admin",
+                reason="erasure-request",
+                started_at=datetime.now(UTC),
+                archived_runs=0,
+                read_model_rows=0,
+                temporal_runs=0,
+                letters=0,
+            )
+        )
+    keyless = replace(arc.settings, task_queue=f"{arc.settings.task_queue}-keyless", purge_key=None)
+    async with build_worker(arc.client, keyless):
+        handle = await arc.client.start_workflow(
+            JourneyArchiver.run,
+            ArchivePassInput(where=arc.where),
+            id=f"archiver-{keyless.task_queue}",
+            task_queue=keyless.task_queue,
+        )
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+    failure = await _failed(arc.client, handle.id)
+    assert failure is not None and "needs SENFLOW_PURGE_KEY" in failure
+    history = await handle.fetch_history()
+    attempts = [
+        e.activity_task_started_event_attributes.attempt
+        for e in history.events
+        if e.HasField("activity_task_started_event_attributes")
+    ]
+    assert attempts == [1]  # not retried: only a person can fix it
+    with sessions(engine)() as session:
+        assert session.scalars(select(ArchivedRun)).all() == []  # nothing archived blindly
+    engine.dispose()
