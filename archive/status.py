@@ -45,7 +45,7 @@ class ArchiveStatus:
     notes: list[str] = field(default_factory=list)
 
 
-async def _failed(client: Client, workflow_id: str) -> str | None:
+async def pass_failure(client: Client, workflow_id: str) -> str | None:
     """Why a pass ended without archiving, or None while it runs or once it has completed."""
     handle = client.get_workflow_handle(workflow_id)
     described = await handle.describe()
@@ -124,7 +124,7 @@ async def archive_status(
     elif schedule.paused:
         status.problems.append(f"the archiver schedule {schedule_id} is paused")
     if schedule is not None and schedule.last_workflow_id:
-        failure = await _failed(client, schedule.last_workflow_id)
+        failure = await pass_failure(client, schedule.last_workflow_id)
         if failure:
             status.problems.append(
                 f"the last archiver pass ({schedule.last_workflow_id}) failed: {failure}"

@@ -22,7 +22,7 @@ from archive.archiver import archive_pass, closed_runs
 from archive.messages import ArchivePassInput, ArchivePassResult
 from archive.models import ArchivedRun, PurgeLogEntry
 from archive.schedule import describe_schedule, ensure_schedule
-from archive.status import _failed, archive_status
+from archive.status import archive_status, pass_failure
 from archive.store import Archive
 from archive.workflow import JourneyArchiver
 from archive_helpers import eventually
@@ -323,7 +323,7 @@ async def test_an_archiver_without_the_purge_key_fails_loudly_once_purges_exist(
         )
         with pytest.raises(WorkflowFailureError):
             await handle.result()
-    failure = await _failed(arc.client, handle.id)
+    failure = await pass_failure(arc.client, handle.id)
     assert failure is not None and "needs SENFLOW_PURGE_KEY" in failure
     history = await handle.fetch_history()
     attempts = [
