@@ -240,7 +240,11 @@ class Archive:
                 )
                 .values(archived_at=datetime.now(UTC), archived_by=pass_id)
             )
-        return "archived" if _rowcount(marked) == 1 else "already"
+        if _rowcount(marked) == 1:
+            return "archived"
+        if self.archived([(wf, run)]):
+            return "already"
+        return "failed: the row was discarded by another pass before it was marked"
 
     def _read_back(self, wf: str, run: str, events: int) -> str:
         """Read the row on record back (ours, or another archiver's) and check its bytes
