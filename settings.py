@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import structlog
@@ -32,6 +33,14 @@ class Settings:
     mail_sender: str = "senco-office@senflow.invalid"
     #: SMTP; with no host, messages go to the outbox folder instead.
     smtp: SmtpSettings | None = None
+    #: Archive (issue 10): how long Temporal keeps a closed run, how often the archiver runs,
+    #: where archived histories go ("db": the records database; or file:///a/folder), and the
+    #: key that turns a purged pupil's id into the opaque reference kept in the purge log.
+    retention: timedelta = timedelta(days=30)
+    archive_every: timedelta = timedelta(hours=1)
+    archive_url: str = "db"
+    ensure_archive_schedule: bool = False  # create/update the archiver's schedule at start
+    purge_key: str | None = None
     #: Payload encryption keys (newest first); None: payloads in clear (tests, old setups).
     payload_keys: KeyRing | None = None
     #: Derives parents' reply codes in consultation letters; None: letters carry no code.
@@ -83,6 +92,11 @@ class Settings:
                 for o in env.get("SENFLOW_UI_ORIGINS", ",".join(cls.ui_origins)).split(",")
                 if o.strip()
             ),
+            retention=timedelta(days=float(env.get("SENFLOW_RETENTION_DAYS", "30"))),
+            archive_every=timedelta(minutes=float(env.get("SENFLOW_ARCHIVE_EVERY_MINUTES", "60"))),
+            archive_url=env.get("SENFLOW_ARCHIVE_URL", cls.archive_url),
+            ensure_archive_schedule=env.get("SENFLOW_ARCHIVE_SCHEDULE", "0") == "1",
+            purge_key=env.get("SENFLOW_PURGE_KEY") or None,
         )
 
 

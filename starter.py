@@ -37,6 +37,8 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api import cli as api_cli
+from archive import cli as archive_cli
+from archive.store import archive_reader
 from audit import compliance
 from audit import report as audit_report
 from audit import trail as trail_module
@@ -517,6 +519,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ui-port", type=int, default=8233)
     p.add_argument("--api-port", type=int, default=None, help="default SENFLOW_API_PORT or 8000")
     api_cli.register(sub, common)  # users, keys, api
+    archive_cli.register(sub, common)
     return parser
 
 
@@ -591,6 +594,10 @@ async def run_command(
         return 0
     if c == "replay" and not args.all:
         return await replay_command(None, args)  # files replay without a server
+    if c == "archive":
+        return await archive_cli.run(args, settings)
+    # auditors read histories Temporal has deleted from the archive (issue 10)
+    trail_module.use_archive(lambda: archive_reader(settings.database_url, settings.archive_url))
     if c == "start" or c in ACTIONS or c in reform.cli.ACTIONS or c in reform.cli.COMMANDS:
         # a usage error is reported before any connection is tried
         reform.cli.check_actor(c, _actor(args, parser, reform.cli.default_role(c)), parser)
@@ -731,6 +738,7 @@ async def _all_journey_ids(client: Client) -> list[str]:
     ids = set()
     async for wf in client.list_workflows(f"WorkflowType = '{PupilJourney.__name__}'"):
         ids.add(wf.id)
+    ids.update(await trail_module.archived_journey_ids())  # closed, and deleted from Temporal
     return sorted(ids)
 
 
@@ -852,7 +860,8 @@ async def records_sync(client: Client, settings: Settings, action: str, as_json:
     engine = make_engine(settings.database_url)
     progress = None if as_json or not sys.stderr.isatty() else _RichProgress()
     try:
-        sources = await sync.read_journeys(client, progress)
+        archive = archive_reader(settings.database_url, settings.archive_url)
+        sources = await sync.read_journeys(client, progress, archive=archive)
         if action == "rebuild":
             started = time.monotonic()
             written = sync.rebuild(engine, sources, progress)

@@ -16,6 +16,12 @@ from activities.mail import SmtpMailer
 from activities.notices import Notifier
 from activities.records import Recorder
 from activities.reply_codes import ReplyCodes
+from archive.archiver import Archiver
+from archive.blobs import blob_store
+from archive.schedule import ensure_schedule
+from archive.store import Archive
+from archive.workflow import JourneyArchiver
+from domain.commands import Refused
 from records.db import make_engine, migrate, sessions
 from settings import Settings, configure_logging, connect
 from workflows.pupil_journey import PupilJourney
@@ -47,11 +53,14 @@ def build_worker(client: Client, settings: Settings) -> Worker:
     notifier = Notifier(
         settings.outbox_dir, settings.mail_domain, settings.mail_sender, recorder, smtp, reply_codes
     )
+    archiver = Archiver(
+        client, Archive(engine, blob_store(settings.archive_url), settings.purge_key)
+    )
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[PupilJourney],
-        activities=[notifier.send_notice, recorder.record_journey],
+        workflows=[PupilJourney, JourneyArchiver],
+        activities=[notifier.send_notice, recorder.record_journey, archiver.archive_closed_runs],
         workflow_runner=workflow_runner(),
         workflow_task_poller_behavior=PollerBehaviorAutoscaling(),
         graceful_shutdown_timeout=timedelta(seconds=10),
@@ -61,6 +70,11 @@ def build_worker(client: Client, settings: Settings) -> Worker:
 async def run_worker(settings: Settings) -> None:
     client = await connect(settings)
     worker = build_worker(client, settings)
+    if settings.ensure_archive_schedule:
+        try:
+            log.info("archive_schedule", result=await ensure_schedule(client, settings))
+        except Refused as err:  # journeys must run on; `senflow archive status` shows it too
+            log.error("archive_schedule_refused", reason=str(err))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
