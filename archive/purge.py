@@ -26,6 +26,7 @@ from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
+from access.models import AccessBase
 from archive.models import ArchivedRun, PurgeLogEntry
 from archive.store import Archive, pupil_ref
 from domain.commands import Refused, check_opaque_id
@@ -178,8 +179,10 @@ def _delete_rows(
             session.execute(delete(ArchivedRun).where(ArchivedRun.workflow_id == workflow_id))
         )
         rows = 0
-        # every read-model table keyed by the journey (children first), then the pupil
-        for table in reversed(read_model.Base.metadata.sorted_tables):
+        # every table keyed by the journey (children first): the read model's, and parents'
+        # single-purpose reply codes for its consultations; then the pupil
+        tables = [*read_model.Base.metadata.sorted_tables, *AccessBase.metadata.sorted_tables]
+        for table in reversed(tables):
             if "workflow_id" in table.c:
                 rows += _count(
                     session.execute(delete(table).where(table.c.workflow_id == workflow_id))

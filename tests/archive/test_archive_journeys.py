@@ -18,6 +18,7 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.service import RPCError, RPCStatusCode
 
 import starter
+from access.models import ApiToken
 from archive.archiver import archive_pass, closed_runs
 from archive.messages import ArchivePassInput, ArchivePassResult
 from archive.models import ArchivedRun, PurgeLogEntry
@@ -189,6 +190,19 @@ async def test_a_closed_journey_reads_the_same_from_the_archive_alone_then_is_pu
     assert code == 1 and "only an admin" in out
     letters = list(arc.settings.outbox_dir.glob(f"{wf}--*.eml"))
     assert letters
+    with sessions(make_engine(url)).begin() as session:  # a parent's reply code for the journey
+        session.add(
+            ApiToken(
+                token_id="t-purge-1",
+                role="parent",
+                actor_id="parent-a",
+                schools=[],
+                secret_hash="x",
+                created_at=datetime.now(UTC),
+                workflow_id=wf,
+                consultation_id="consultation-2",
+            )
+        )
 
     code, out = await cli(
         arc, capsys, "archive", "purge", pupil, "--reason", "retention-ended", *ADMIN, "--json"
@@ -207,6 +221,7 @@ async def test_a_closed_journey_reads_the_same_from_the_archive_alone_then_is_pu
                         == []
                     ), table.name
         assert session.scalars(select(ArchivedRun)).all() == []
+        assert session.get(ApiToken, "t-purge-1") is None
         [entry] = session.scalars(select(PurgeLogEntry)).all()
         logged = json.dumps([str(getattr(entry, c.key)) for c in PurgeLogEntry.__table__.c])
     assert pupil not in logged and "admin-1" in logged and "retention-ended" in logged
