@@ -36,8 +36,8 @@ _REPLY_FORM = """<form method="post" action="/reply">
 _LOGIN_FORM = """<form method="post" action="/codec/login">
 <p><label>Your senflow token (auditors)<br><input name="token" size="70" required
 type="password"></label></p><p><button type="submit">Sign in</button></p></form>
-<p>Then, in the Temporal Web UI's codec server settings, use <code>{endpoint}</code> and tick
-"Include cross-origin credentials".</p>"""
+<p>Then, in the Temporal Web UI, open the codec settings (top right), choose "Use my browser
+setting", enter <code>{endpoint}</code>, tick "Include cross-origin credentials" and Apply.</p>"""
 
 
 def page(title: str, body: str, status: int = 200) -> HTMLResponse:
