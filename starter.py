@@ -16,7 +16,7 @@ import sys
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, is_dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,7 @@ from domain.commands import (
     RequestStatutoryAssessmentInput,
     StartJourneyInput,
     StepDownInput,
+    check_input,
     check_opaque_id,
 )
 from domain.journey import STATES, TRANSITIONS, check_start
@@ -96,7 +97,8 @@ class Unreachable(Exception):
 
 
 async def start_journey(client: Client, settings: Settings, cmd: StartJourneyInput) -> JourneyState:
-    check_start(cmd)  # clear errors before anything reaches Temporal
+    check_input(cmd)  # clear errors before anything reaches Temporal
+    check_start(cmd)
     try:
         handle = await client.start_workflow(
             PupilJourney.run,
@@ -123,6 +125,10 @@ def with_date_of_birth(
     still to come) and the birth month and year. The day itself never reaches Temporal."""
     if date_of_birth is None:
         return cmd
+    if date_of_birth > today:
+        raise Refused("the date of birth is in the future")
+    if date_of_birth.year < today.year - 30:
+        raise Refused("the date of birth is more than 30 years ago: SEN journeys end by 25")
     csa = compulsory_school_age_date(date_of_birth)
     return replace(
         cmd,
@@ -145,6 +151,7 @@ def _initial_search_attributes(cmd: StartJourneyInput) -> TypedSearchAttributes:
 async def act(client: Client, pupil_id: str, update: str, cmd: object) -> ActionResult:
     """Run one school action (a validated update). Refused → ``Refused`` with the reason."""
     check_opaque_id(pupil_id, "pupil id")
+    await _check_request(client, cmd)
     handle = client.get_workflow_handle(workflow_id(pupil_id))
     try:
         result: ActionResult = await handle.execute_update(
@@ -160,11 +167,27 @@ async def act(client: Client, pupil_id: str, update: str, cmd: object) -> Action
 async def reply(client: Client, pupil_id: str, signal: str, cmd: object) -> None:
     """Deliver a parent's or specialist's reply (a signal). The journey records bad ones."""
     check_opaque_id(pupil_id, "pupil id")
+    await _check_request(client, cmd)
     handle = client.get_workflow_handle(workflow_id(pupil_id))
     try:
         await handle.signal(signal, cmd)
     except RPCError as err:
         raise _translate(err, pupil_id) from None
+
+
+#: No school action or reply is anywhere near this; Temporal itself refuses 2 MB, and a payload
+#: that large would fail the journey's workflow task before the validator could refuse it.
+MAX_REQUEST_BYTES = 256 * 1024
+
+
+async def _check_request(client: Client, cmd: object) -> None:
+    """Refuse, before Temporal sees it, what the journey would refuse for its size alone."""
+    if is_dataclass(cmd):
+        check_input(cmd)
+    payloads = await client.data_converter.encode([cmd])
+    size = sum(p.ByteSize() for p in payloads)
+    if size > MAX_REQUEST_BYTES:
+        raise Refused(f"the request is {size} bytes; the limit is {MAX_REQUEST_BYTES}")
 
 
 async def show(client: Client, pupil_id: str) -> JourneyState:

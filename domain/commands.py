@@ -6,7 +6,7 @@ The same classes are the Temporal update/signal payloads, so field names are sta
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import date
 
 from domain.model import (
@@ -28,6 +28,8 @@ from domain.policy import Policy
 #: Opaque references only: a school's pupil reference, never a name or UPN.
 OPAQUE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_TEXT = 4000
+#: The most items any list in a command may hold (targets, strategies, recommendations ...).
+MAX_ITEMS = 50
 
 
 class Refused(Exception):
@@ -38,8 +40,32 @@ def check_opaque_id(value: str, what: str) -> None:
     if not isinstance(value, str) or not OPAQUE_ID.match(value):
         raise Refused(
             f"{what} must be an opaque reference (letters, digits, '.', '_' or '-', "
-            f"at most 64 characters), got {value!r:.80}"
+            "at most 64 characters, never a name)"
         )
+
+
+def check_input(cmd: object) -> None:
+    """Limits every command must keep, whatever the action: text at most ``MAX_TEXT``
+    characters, lists at most ``MAX_ITEMS`` long, and the actor an opaque reference (a name
+    typed as an actor id would enter history). Says which field is wrong."""
+    actor = getattr(cmd, "actor", None)
+    if actor is not None:
+        check_opaque_id(getattr(actor, "id", None), "the actor's id")  # type: ignore[arg-type]
+    _check_limits(cmd, type(cmd).__name__)
+
+
+def _check_limits(value: object, where: str) -> None:
+    if isinstance(value, str):
+        if len(value) > MAX_TEXT:
+            raise Refused(f"{where} is {len(value)} characters; the limit is {MAX_TEXT}")
+    elif isinstance(value, list | tuple):
+        if len(value) > MAX_ITEMS:
+            raise Refused(f"{where} has {len(value)} items; the limit is {MAX_ITEMS}")
+        for i, item in enumerate(value):
+            _check_limits(item, f"{where}[{i}]")
+    elif is_dataclass(value) and not isinstance(value, type):
+        for f in fields(value):
+            _check_limits(getattr(value, f.name), f"{where}.{f.name}")
 
 
 @dataclass

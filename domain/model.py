@@ -479,6 +479,8 @@ class JourneyState:
     overdue: bool = False
     step: int = 0
     processed_reply_ids: list[str] = field(default_factory=list)
+    #: reply id -> digest of the reply it carried: the same id with other content is rejected.
+    reply_digests: dict[str, str] = field(default_factory=dict)
     outbox: list[Notice] = field(default_factory=list)
     close_reason: CloseReason | None = None
     closed_at: datetime | None = None

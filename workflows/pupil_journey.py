@@ -9,6 +9,7 @@ histories in tests/histories/ (gate behaviour changes behind ``workflow.patched`
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -44,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         RequestEhcAssessmentInput,
         RequestStatutoryAssessmentInput,
         StepDownInput,
+        check_input,
         check_opaque_id,
     )
     from domain.journey import FEATURE_REVIEW_INVITATIONS, Journey
@@ -73,6 +75,10 @@ FEATURE_PATCHES = ((FEATURE_REVIEW_INVITATIONS, "parents-invited-to-reviews"),)
 #: The 2014 reform: journeys publish the Code they follow (``SenCode``), so admins can find
 #: the journeys still to move. Runs recorded before it replay without that upsert.
 SEN_CODE_PATCH = "sen-code-search-attribute"
+#: Replies (signals) are held to the same input limits as school actions (text length, list
+#: sizes, an opaque actor), and a reply id reused for a different reply is rejected instead
+#: of silently dropped. Replies in older runs replay as they were applied.
+STRICT_REPLIES_PATCH = "strict-replies"
 
 
 def workflow_id(pupil_id: str) -> str:
@@ -243,6 +249,8 @@ class PupilJourney:
         return result
 
     def _validate(self, trigger: str, cmd: object) -> None:
+        # Validators never run on replay, so new input limits apply here without a patch.
+        check_input(cmd)
         self._journey.check(trigger, cmd, workflow.now())
 
     # -- school actions: updates with validators -------------------------------------------
@@ -401,6 +409,7 @@ class PupilJourney:
         if cmd is not None:
             self._reply(
                 "assessment_completed",
+                cmd,
                 cmd.reply_id,
                 cmd.actor,
                 lambda: self._journey.complete_assessment(cmd, workflow.now()),
@@ -412,6 +421,7 @@ class PupilJourney:
         if cmd is not None:
             self._reply(
                 "parent_responded",
+                cmd,
                 cmd.reply_id,
                 Actor(id=cmd.parent_id, role=Role.PARENT),
                 lambda: self._journey.parent_responded(cmd, workflow.now()),
@@ -427,20 +437,37 @@ class PupilJourney:
             self._reject(name, f"malformed message: {type(err).__name__}", UNKNOWN_SENDER)
             return None
 
-    def _reply(self, name: str, reply_id: str, actor: Actor, apply: Callable[[], object]) -> None:
+    def _reply(
+        self, name: str, cmd: object, reply_id: str, actor: Actor, apply: Callable[[], object]
+    ) -> None:
+        strict = workflow.patched(STRICT_REPLIES_PATCH)
+        digest = hashlib.sha256(repr(cmd).encode()).hexdigest()[:16]
         try:
             check_opaque_id(reply_id, "reply id")
+            if strict:
+                check_input(cmd)
             if reply_id in self._state.processed_reply_ids:
+                seen = self._state.reply_digests.get(reply_id)
+                if strict and seen is not None and seen != digest:
+                    raise Refused(f"reply id {reply_id} was already used for a different reply")
                 return  # the same reply delivered twice (e.g. a client retry): already applied
             apply()
         except Refused as err:
-            self._reject(name, str(err), actor if isinstance(actor, Actor) else UNKNOWN_SENDER)
+            # a sender named by something other than an opaque id is not written to history
+            known = isinstance(actor, Actor) and _opaque(actor.id)
+            self._reject(name, str(err), actor if known else UNKNOWN_SENDER)
             return
         except Exception as err:  # never let a reply fail the workflow task
             self._reject(name, f"could not apply: {type(err).__name__}", UNKNOWN_SENDER)
             return
         self._state.processed_reply_ids.append(reply_id)
         del self._state.processed_reply_ids[:-MAX_REMEMBERED_REPLIES]
+        if strict:
+            kept = set(self._state.processed_reply_ids)
+            digests = self._state.reply_digests
+            digests[reply_id] = digest
+            for old in [k for k in digests if k not in kept]:
+                del digests[old]
         self._changed()
 
     def _reject(self, name: str, reason: str, actor: Actor) -> None:
@@ -457,6 +484,14 @@ class PupilJourney:
     @workflow.query
     def timeline(self) -> list[TimelineEntry]:
         return self._state.timeline
+
+
+def _opaque(value: object) -> bool:
+    try:
+        check_opaque_id(value, "id")  # type: ignore[arg-type]
+    except Refused:
+        return False
+    return True
 
 
 def _placeholder(input: PupilJourneyInput) -> Any:
