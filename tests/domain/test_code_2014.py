@@ -507,3 +507,23 @@ def test_the_audit_lists_each_missed_ehc_deadline_and_accepts_the_transfer_lette
     moved.move_to_code_2014(MigrateInput(ADMIN, "2014 Code"), T0 + 20 * DAY)
     assert compliance.check(moved.state, T0 + 21 * DAY) == []
     assert set(report.STAGE_COLOURS) == set(Stage) - {Stage.CLOSED}
+
+
+def test_a_2014_state_survives_continue_as_new_through_the_data_converter() -> None:
+    """Continue-as-new carries the whole state as a payload: every 2014 field must round-trip."""
+    from domain.model import JourneyState
+    from workflows.converter import DATA_CONVERTER
+
+    j = requested()
+    j.ehc_decide(EhcDecisionInput(LA, True, "assess"), REQUESTED + WEEK)
+    j.pause_ehc_clock(
+        EhcPauseInput(LA, PauseReason.EXCEPTIONAL_PERSONAL_CIRCUMSTANCES), REQUESTED + 2 * WEEK
+    )
+    j.resume_ehc_clock(EhcResumeInput(LA), REQUESTED + 3 * WEEK)
+    j.ehc_draft(EhcDraftInput(LA, True, "draft", plan()), REQUESTED + 4 * WEEK)
+    converter = DATA_CONVERTER.payload_converter
+    back = converter.from_payload(converter.to_payload(j.state), JourneyState)
+    assert back == j.state
+    ehc = back.ehc()
+    assert ehc is not None and ehc.draft_plan is not None and ehc.pauses[0].ended_at is not None
+    assert back.primary_need is SenType.SPLD and back.policy.is_2014
