@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test install lint demo histories clean
+.PHONY: run test install lint demo histories clean soak
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -23,6 +23,20 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
+
+## soak: the fault tier (tests/faults) at full size; not part of `make test`. Figures are
+## printed and saved to .senflow/soak.json (docs/reliability.md quotes them). Override sizes
+## with e.g. `make soak SOAK_ENV="FAULTS_LOAD_JOURNEYS=200"`.
+SOAK_ENV ?= FAULTS_CRASH_JOURNEYS=40 FAULTS_KILLS=100 FAULTS_STAGGER=4 \
+	FAULTS_MID_UPDATE_JOURNEYS=12 \
+	FAULTS_RESTART_JOURNEYS=40 FAULTS_RESTART_MINUTE=10 FAULTS_RESTART_OUTAGE_SECONDS=60 \
+	FAULTS_OUTAGE_JOURNEYS=30 FAULTS_OUTAGE_SECONDS=60 \
+	FAULTS_BAD_INPUT_COPIES=20 \
+	FAULTS_LOAD_JOURNEYS=1000 FAULTS_LOAD_MINUTE=60
+soak: $(STAMP)
+	mkdir -p .senflow
+	env $(SOAK_ENV) FAULTS_REPORT=.senflow/soak.json \
+		$(BIN)/python -m pytest tests/faults -q -p no:cacheprovider --basetemp=.senflow/soak-tmp
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
