@@ -182,7 +182,7 @@ MAX_REQUEST_BYTES = 256 * 1024
 
 async def _check_request(client: Client, cmd: object) -> None:
     """Refuse, before Temporal sees it, what the journey would refuse for its size alone."""
-    if is_dataclass(cmd):
+    if is_dataclass(cmd) or isinstance(cmd, dict):
         check_input(cmd)
     payloads = await client.data_converter.encode([cmd])
     size = sum(p.ByteSize() for p in payloads)

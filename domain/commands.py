@@ -48,10 +48,13 @@ def check_input(cmd: object) -> None:
     """Limits every command must keep, whatever the action: text at most ``MAX_TEXT``
     characters, lists at most ``MAX_ITEMS`` long, and the actor an opaque reference (a name
     typed as an actor id would enter history). Says which field is wrong."""
-    actor = getattr(cmd, "actor", None)
-    if actor is not None:
-        check_opaque_id(getattr(actor, "id", None), "the actor's id")  # type: ignore[arg-type]
-    _check_limits(cmd, type(cmd).__name__)
+    actor = cmd.get("actor") if isinstance(cmd, dict) else getattr(cmd, "actor", None)
+    if isinstance(actor, dict) and isinstance(actor.get("id"), str):
+        check_opaque_id(actor["id"], "the actor's id")
+    elif is_dataclass(actor) and isinstance(getattr(actor, "id", None), str):
+        check_opaque_id(actor.id, "the actor's id")  # type: ignore[union-attr]
+    # anything else is not an actor at all: the payload fails to decode, with that reason
+    _check_limits(cmd, type(cmd).__name__ if not isinstance(cmd, dict) else "request")
 
 
 def _check_limits(value: object, where: str) -> None:
@@ -63,9 +66,16 @@ def _check_limits(value: object, where: str) -> None:
             raise Refused(f"{where} has {len(value)} items; the limit is {MAX_ITEMS}")
         for i, item in enumerate(value):
             _check_limits(item, f"{where}[{i}]")
+    elif isinstance(value, dict):  # a raw payload from a client without the dataclasses
+        for key, item in list(value.items())[: MAX_ITEMS + 1]:
+            _check_limits(item, f"{where}.{key}" if _plain(key) else where)
     elif is_dataclass(value) and not isinstance(value, type):
         for f in fields(value):
             _check_limits(getattr(value, f.name), f"{where}.{f.name}")
+
+
+def _plain(key: object) -> bool:
+    return isinstance(key, str) and key.isidentifier() and len(key) <= 64
 
 
 @dataclass
