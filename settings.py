@@ -31,6 +31,16 @@ class Settings:
     mail_sender: str = "senco-office@senflow.invalid"
     #: SMTP; with no host, messages go to the outbox folder instead.
     smtp: SmtpSettings | None = None
+    #: Worker levers (docs/performance.md has the measured figures behind each default).
+    #: sandboxed | passthrough (domain, transitions, structlog shared) | unsandboxed
+    workflow_sandbox: str = "passthrough"
+    #: Journeys kept in the worker's cache; one evicted replays its history on its next task.
+    max_cached_workflows: int = 1000
+    #: "autoscaling", or a number: the fixed maximum of pollers.
+    workflow_pollers: str = "autoscaling"
+    activity_pollers: str = "5"
+    max_concurrent_workflow_tasks: int | None = None  # None: the SDK's default
+    max_concurrent_activities: int | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -51,7 +61,20 @@ class Settings:
             mail_domain=env.get("SENFLOW_MAIL_DOMAIN", cls.mail_domain),
             mail_sender=env.get("SENFLOW_MAIL_SENDER", cls.mail_sender),
             smtp=_smtp_from_env(env),
+            workflow_sandbox=env.get("SENFLOW_WORKFLOW_SANDBOX", cls.workflow_sandbox),
+            max_cached_workflows=int(
+                env.get("SENFLOW_MAX_CACHED_WORKFLOWS", str(cls.max_cached_workflows))
+            ),
+            workflow_pollers=env.get("SENFLOW_WORKFLOW_POLLERS", cls.workflow_pollers),
+            activity_pollers=env.get("SENFLOW_ACTIVITY_POLLERS", cls.activity_pollers),
+            max_concurrent_workflow_tasks=_optional_int(env, "SENFLOW_MAX_WORKFLOW_TASKS"),
+            max_concurrent_activities=_optional_int(env, "SENFLOW_MAX_ACTIVITIES"),
         )
+
+
+def _optional_int(env: Mapping[str, str], name: str) -> int | None:
+    value = env.get(name)
+    return int(value) if value else None
 
 
 def _smtp_from_env(env: Mapping[str, str]) -> SmtpSettings | None:

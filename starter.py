@@ -484,6 +484,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = cmd("up", "run a dev server and a worker (what `make run` runs)", pupil=False)
     p.add_argument("--port", type=int, default=7233)
     p.add_argument("--ui-port", type=int, default=8233)
+    from bench import cli as bench_cli  # here: bench imports this module
+
+    bench_cli.register(sub)
     return parser
 
 
@@ -1125,6 +1128,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         import devserver
 
         return devserver.up(settings, args.port, args.ui_port)
+    if args.command == "bench":
+        from bench import cli as bench_cli
+
+        return asyncio.run(bench_cli.run(args, settings))
     try:
         return asyncio.run(run_command(args, parser, settings))
     except (Refused, NotFound) as err:

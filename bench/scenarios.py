@@ -1,0 +1,311 @@
+"""The scenarios: each side on a fresh dev server and a fresh worker process.
+
+A phase = one dev server (its own SQLite file) + one worker process (senflow or bare) + a
+client in this process. Both sides of a comparison get identical phases, one after the other,
+so neither inherits the other's database or cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client, WorkflowHistory
+
+from bench import pattern, profile
+from bench.drivers import BareDriver, Driver, SenflowDriver, StormCheck, Timings
+from bench.procs import DevServer, WorkerProcess
+from bench.stats import latency, percentile, rate
+from workflows.converter import DATA_CONVERTER
+
+
+@dataclass
+class Options:
+    journeys: int = 200  # N
+    concurrency: int = 20  # C
+    updates: int = 5  # K
+    queries: int = 3  # Q
+    storm: int = 1000  # M
+    storm_window: float = 30.0  # seconds over which the M reviews fall due
+    storm_setup_rate: float = 60.0  # journeys/s started (and opened) before the storm
+    storm_lead: float = 8.0  # seconds between the end of the setup and the first due review
+    storm_timeout: float = 600.0
+    replay_rounds: int = 5
+    replay_histories: int = 20
+    years: int = 10
+    records_journeys: int = 150
+    pg_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    hold: int = 0
+    baseline: str = "mirrored"  # mirrored | bare
+    wal: bool = True
+    #: Worker levers, as SENFLOW_* environment for both sides' worker processes.
+    worker_env: dict[str, str] = field(default_factory=dict)
+    scenarios: tuple[str, ...] = ("messages", "storm", "replay", "footprint", "records")
+    out_dir: Path = Path(".senflow/bench")
+    profile: bool = False  # py-spy each side's worker during the messages scenario
+    progress: Callable[[str], None] = lambda _: None
+
+
+@dataclass
+class Phase:
+    server: DevServer
+    worker: WorkerProcess
+    client: Client
+    driver: Driver
+
+
+SIDES = ("baseline", "senflow")
+
+
+@asynccontextmanager
+async def phase(
+    opts: Options, side: str, scenario: str, env: dict[str, str] | None = None
+) -> AsyncIterator[Phase]:
+    directory = opts.out_dir / f"{scenario}-{side}"
+    server = DevServer(directory / "server", wal=opts.wal).start()
+    worker: WorkerProcess | None = None
+    try:
+        task_queue = f"bench-{scenario}-{side}"
+        worker = WorkerProcess(
+            "senflow" if side == "senflow" else "bare",
+            server.address,
+            task_queue,
+            directory / "worker",
+            {**opts.worker_env, **(env or {})},
+        ).start()
+        client = await Client.connect(server.address, data_converter=DATA_CONVERTER)
+        run_id = uuid.uuid4().hex[:6]
+        driver: Driver
+        if side == "senflow":
+            driver = SenflowDriver(client, task_queue, run_id)
+        else:
+            notices = pattern.shape(opts.updates).notices
+            driver = BareDriver(client, task_queue, run_id, notices, opts.baseline == "mirrored")
+        spy = None
+        if opts.profile and scenario == "messages":
+            spy = profile.start(worker.pid, opts.out_dir / f"profile-{side}.raw")
+        try:
+            yield Phase(server, worker, client, driver)
+        finally:
+            if spy is not None:
+                profile.finish(spy)
+                raw = opts.out_dir / f"profile-{side}.raw"
+                if raw.exists():
+                    (opts.out_dir / f"profile-{side}.txt").write_text(profile.summary(raw))
+    finally:
+        if worker is not None:
+            worker.stop()
+        server.stop()
+
+
+async def _bounded(
+    count: int, concurrency: int, one: Callable[[int], Awaitable[None]]
+) -> tuple[int, list[str]]:
+    """Run ``one(i)`` for every i with at most ``concurrency`` in flight; (done, errors)."""
+    sem = asyncio.Semaphore(concurrency)
+    errors: list[str] = []
+    done = 0
+
+    async def guarded(i: int) -> None:
+        nonlocal done
+        async with sem:
+            try:
+                await one(i)
+                done += 1
+            except Exception as err:  # counted and reported, never hidden
+                errors.append(f"{type(err).__name__}: {err}"[:300])
+
+    await asyncio.gather(*(guarded(i) for i in range(count)))
+    return done, errors
+
+
+# -- messages ---------------------------------------------------------------------------------
+
+
+async def messages(opts: Options, side: str) -> tuple[dict[str, Any], list[WorkflowHistory]]:
+    """N journeys at concurrency C: start, K updates, Q queries, a signal, complete."""
+    async with phase(opts, side, "messages") as ph:
+        d = ph.driver
+        await d.journey(d.pupil("w", 0), opts.updates, opts.queries, Timings())  # warm-up
+        t = Timings()
+        t0 = time.perf_counter()
+        done, errors = await _bounded(
+            opts.journeys,
+            opts.concurrency,
+            lambda i: d.journey(d.pupil("m", i), opts.updates, opts.queries, t),
+        )
+        seconds = time.perf_counter() - t0
+        rss = ph.worker.rss()
+        histories = []
+        for i in range(min(opts.replay_histories, opts.journeys)):
+            handle = ph.client.get_workflow_handle(d.workflow_id(d.pupil("m", i)))
+            histories.append(await handle.fetch_history())
+    events = [len(h.events) for h in histories]
+    sizes = [len(h.to_json()) for h in histories]
+    result = {
+        "journeys": opts.journeys,
+        "completed": done,
+        "failed": len(errors),
+        "errors": errors[:5],
+        "seconds": round(seconds, 2),
+        "journeys_per_s": rate(done, seconds),
+        "updates": len(t.updates),
+        "updates_per_s": rate(len(t.updates), seconds),
+        "update_latency": latency(t.updates, 50, 95, 99),
+        "queries": len(t.queries),
+        "query_latency": latency(t.queries, 50, 99),
+        "history_events_per_journey": round(sum(events) / len(events), 1) if events else None,
+        "history_bytes_per_journey": round(sum(sizes) / len(sizes)) if sizes else None,
+        "worker_rss_kib": rss["rss_kib"],
+        "worker_peak_rss_kib": rss["peak_kib"],
+    }
+    return result, histories
+
+
+# -- the term-start storm ---------------------------------------------------------------------
+
+
+class ActivityTail:
+    """Reads the worker's activities.jsonl as it grows."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self.rows: list[list[Any]] = []
+
+    def read(self) -> list[list[Any]]:
+        if not self.path.exists():
+            return []
+        with self.path.open() as f:
+            f.seek(self.offset)
+            chunk = f.read()
+        complete = chunk[: chunk.rfind("\n") + 1]
+        self.offset += len(complete.encode())
+        new = [json.loads(line) for line in complete.splitlines() if line]
+        self.rows += new
+        return new
+
+
+async def storm(opts: Options, side: str) -> dict[str, Any]:
+    """M journeys whose reviews fall due within ``storm_window`` seconds: how long until every
+    one has reached review_due and its reminder has run, and how late the timers fired."""
+    m = opts.storm
+    async with phase(opts, side, "storm") as ph:
+        d = ph.driver
+        tail = ActivityTail(ph.worker.events_file)
+        rss_idle = ph.worker.rss()
+        begin = time.time()
+        first_due = begin + m / opts.storm_setup_rate + opts.storm_lead
+        spacing = opts.storm_window / m
+
+        async def setup(i: int) -> None:
+            wait = begin + i / opts.storm_setup_rate - time.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            due = datetime.fromtimestamp(first_due + i * spacing, UTC)
+            await d.storm_setup(d.pupil("s", i), due)
+
+        set_up, errors = await _bounded(m, max(opts.concurrency, 50), setup)
+        setup_seconds = time.time() - begin
+        while time.time() < first_due - 0.5:  # let the setup's letters and records finish
+            await asyncio.sleep(0.2)
+        tail.read()
+        setup_rows = len(tail.rows)
+        rss_cached = ph.worker.rss()
+        reminders: dict[str, list[Any]] = {}
+        late_setup = 0
+        deadline = first_due + opts.storm_window + opts.storm_timeout
+        while len(reminders) < set_up and time.time() < deadline:
+            for row in tail.read():
+                if row[2] == "review_reminder":
+                    reminders.setdefault(row[0], row)
+                elif row[4] >= first_due and row[2] in ("consultation", "open_school_action"):
+                    late_setup += 1
+            await asyncio.sleep(0.2)
+        checks: dict[str, StormCheck] = {}
+
+        async def check(i: int) -> None:
+            pupil = d.pupil("s", i)
+            checks[d.workflow_id(pupil)] = await d.storm_check(pupil)
+
+        checked, check_errors = await _bounded(m, 50, check)
+    dues = [c.due_at for c in checks.values()]
+    lags = [reminders[w][3] - c.due_at for w, c in checks.items() if w in reminders]
+    delivered = [reminders[w][5] - c.due_at for w, c in checks.items() if w in reminders]
+    storm_start = min(dues) if dues else first_due
+    last_done = max((r[5] for r in reminders.values()), default=storm_start)
+    drain = last_done - storm_start
+    cached = min(m, int(opts.worker_env.get("SENFLOW_MAX_CACHED_WORKFLOWS", "1000")))
+    return {
+        "journeys": m,
+        "set_up": set_up,
+        "setup_errors": errors[:5],
+        "setup_seconds": round(setup_seconds, 1),
+        "setup_activities": setup_rows,
+        "setup_activities_during_storm": late_setup,
+        "due_span_s": round(max(dues) - min(dues), 1) if dues else None,
+        "reached_review_due": sum(1 for c in checks.values() if c.reached),
+        "reminders_run": len(reminders),
+        "check_errors": check_errors[:5],
+        "drain_s": round(drain, 1),
+        "drain_journeys_per_s": rate(len(reminders), drain),
+        "timer_lag_p50_s": _round(percentile(lags, 50)),
+        "timer_lag_p99_s": _round(percentile(lags, 99)),
+        "timer_lag_max_s": _round(max(lags) if lags else None),
+        "reminder_done_p99_s": _round(percentile(delivered, 99)),
+        "worker_rss_idle_kib": rss_idle["rss_kib"],
+        "worker_rss_cached_kib": rss_cached["rss_kib"],
+        "cached_journeys": cached,
+        "worker_kib_per_cached_journey": round(
+            (rss_cached["rss_kib"] - rss_idle["rss_kib"]) / cached, 1
+        ),
+    }
+
+
+def _round(value: float | None, digits: int = 2) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+# -- 20,000 journeys held open by one worker --------------------------------------------------
+
+
+async def hold(opts: Options) -> dict[str, Any]:
+    """N journeys at rest (School Action, a term from their review) in one senflow worker whose
+    cache holds them all: its memory, and the server's."""
+    n = opts.hold
+    env = {"SENFLOW_MAX_CACHED_WORKFLOWS": str(max(n, 1000))}
+    async with phase(opts, "senflow", "hold", env) as ph:
+        d = ph.driver
+        assert isinstance(d, SenflowDriver)
+        rss_idle = ph.worker.rss()
+        t0 = time.perf_counter()
+        done, errors = await _bounded(n, 50, lambda i: d.hold_setup(d.pupil("h", i)))
+        seconds = time.perf_counter() - t0
+        await asyncio.sleep(5)  # the last letters and records
+        rss = ph.worker.rss()
+        server_rss = ph.server.proc.pid if ph.server.proc else 0
+        from bench.procs import rss_kib
+
+        server = rss_kib(server_rss) if server_rss else {"rss_kib": 0, "peak_kib": 0}
+        running = (await ph.client.count_workflows('ExecutionStatus="Running"')).count
+    return {
+        "journeys": n,
+        "opened": done,
+        "errors": errors[:5],
+        "setup_seconds": round(seconds, 1),
+        "setup_journeys_per_s": rate(done, seconds),
+        "running_in_visibility": running,
+        "worker_rss_idle_kib": rss_idle["rss_kib"],
+        "worker_rss_kib": rss["rss_kib"],
+        "worker_peak_rss_kib": rss["peak_kib"],
+        "worker_kib_per_journey": round((rss["rss_kib"] - rss_idle["rss_kib"]) / max(done, 1), 1),
+        "server_rss_kib": server["rss_kib"],
+    }
