@@ -91,6 +91,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     lever.add_argument("--max-activities", type=int)
     lever.add_argument("--no-wal", action="store_true", help="dev server without the WAL pragmas")
     p.add_argument("--profile", action="store_true", help="py-spy the workers (messages)")
+    p.add_argument(
+        "--noop-activities",
+        action="store_true",
+        help="diagnosis: senflow's journey with activities that do nothing",
+    )
     p.add_argument("--out", type=Path, help="run directory (default .senflow/bench/<time>)")
     p.add_argument("--json-out", type=Path, help="result file (default <out>/result.json)")
     p.add_argument("--keep", action="store_true", help="keep servers' and workers' files")
@@ -138,6 +143,7 @@ def options(args: argparse.Namespace, settings: Settings) -> Options:
         scenarios=only,
         out_dir=(args.out or settings.state_dir / "bench" / stamp).resolve(),
         profile=args.profile,
+        senflow_worker="senflow-noop-activities" if args.noop_activities else "senflow",
         progress=_progress,
     )
 

@@ -30,8 +30,12 @@ def start(pid: int, raw: Path) -> subprocess.Popen[bytes] | None:
 
 def finish(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
-    procs.stop(proc, grace=30)
+        proc.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT, then exits
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            pass
+    procs.stop(proc)
 
 
 def summary(raw: Path, top: int = 30) -> str:

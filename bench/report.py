@@ -118,7 +118,8 @@ def _senflow_only(result: dict[str, Any]) -> list[str]:
             f"{label:30} {'':>12} {f['whole_chain_events']:>12,}"
             f"  events in {f['runs']} runs; largest run {f['largest_run_events']:,} events "
             f"({f['largest_run_share_of_event_limit']:.1%} of 51,200), "
-            f"{f['largest_run_bytes'] / 1024:,.0f} KiB"
+            f"largest {f['largest_run_bytes'] / 1024:,.0f} KiB; carried state "
+            f"{f['carried_state_bytes_last_run'] / 1024:,.0f} KiB"
         )
     rec = dig(result, "scenarios.records")
     if rec:

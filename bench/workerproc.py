@@ -31,9 +31,12 @@ from temporalio.worker import (
     Worker,
 )
 
+from activities.notices import SendNoticeInput, SendNoticeResult
+from activities.records import RecordJourneyInput, RecordJourneyResult
 from bench.baseline import BareJourney, bare_notice, bare_record
 from settings import Settings, configure_logging, connect
 from worker import build_worker, worker_options
+from workflows.pupil_journey import PupilJourney
 
 
 class ActivityLog(Interceptor):
@@ -73,6 +76,16 @@ class _Inbound(ActivityInboundInterceptor):
         return result
 
 
+@activity.defn(name="send_notice")
+async def noop_send_notice(input: SendNoticeInput) -> SendNoticeResult:
+    return SendNoticeResult(message_id="", path="", rewritten=False)
+
+
+@activity.defn(name="record_journey")
+async def noop_record_journey(input: RecordJourneyInput) -> RecordJourneyResult:
+    return RecordJourneyResult(step=input.changes.step)
+
+
 async def _flush(log: ActivityLog, path: Path, stop: asyncio.Event) -> None:
     with path.open("a") as out:
         while True:
@@ -94,6 +107,18 @@ async def serve(kind: str, settings: Settings, directory: Path) -> None:
     worker: Worker
     if kind == "senflow":
         worker = build_worker(client, settings, interceptors=[log])
+    elif kind == "senflow-noop-activities":
+        # Diagnosis only: the journey with activities that do nothing, to split senflow's cost
+        # between its workflow (domain, payloads, commands) and its activities (letters, rows).
+        worker = Worker(
+            client,
+            task_queue=settings.task_queue,
+            workflows=[PupilJourney],
+            activities=[noop_send_notice, noop_record_journey],
+            interceptors=[log],
+            graceful_shutdown_timeout=timedelta(seconds=10),
+            **worker_options(settings),
+        )
     elif kind == "bare":
         worker = Worker(
             client,
@@ -120,7 +145,9 @@ async def serve(kind: str, settings: Settings, directory: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.workerproc")
-    parser.add_argument("--kind", choices=["senflow", "bare"], required=True)
+    parser.add_argument(
+        "--kind", choices=["senflow", "senflow-noop-activities", "bare"], required=True
+    )
     parser.add_argument("--address", required=True)
     parser.add_argument("--task-queue", required=True)
     parser.add_argument("--directory", type=Path, required=True)
