@@ -41,6 +41,8 @@ class Settings:
     activity_pollers: str = "5"
     max_concurrent_workflow_tasks: int | None = None  # None: the SDK's default
     max_concurrent_activities: int | None = None
+    #: all | workflows | activities: what this worker process polls for.
+    worker_role: str = "all"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -69,6 +71,7 @@ class Settings:
             activity_pollers=env.get("SENFLOW_ACTIVITY_POLLERS", cls.activity_pollers),
             max_concurrent_workflow_tasks=_optional_int(env, "SENFLOW_MAX_WORKFLOW_TASKS"),
             max_concurrent_activities=_optional_int(env, "SENFLOW_MAX_ACTIVITIES"),
+            worker_role=env.get("SENFLOW_WORKER_ROLE", cls.worker_role),
         )
 
 

@@ -73,6 +73,8 @@ def worker_options(settings: Settings) -> dict[str, Any]:
 def build_worker(
     client: Client, settings: Settings, interceptors: Sequence[Interceptor] = ()
 ) -> Worker:
+    if settings.worker_role not in ("all", "workflows", "activities"):
+        raise ValueError(f"unknown worker role {settings.worker_role!r}")
     engine = make_engine(settings.database_url)
     if settings.auto_migrate:
         migrate(engine)
@@ -84,8 +86,12 @@ def build_worker(
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[PupilJourney],
-        activities=[notifier.send_notice, recorder.record_journey],
+        # A worker may run only journeys or only their activities (SENFLOW_WORKER_ROLE), so
+        # letters and read-model writes can have processes of their own.
+        workflows=[PupilJourney] if settings.worker_role != "activities" else [],
+        activities=[notifier.send_notice, recorder.record_journey]
+        if settings.worker_role != "workflows"
+        else [],
         interceptors=interceptors,
         graceful_shutdown_timeout=timedelta(seconds=10),
         **worker_options(settings),

@@ -90,6 +90,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     lever.add_argument("--max-workflow-tasks", type=int)
     lever.add_argument("--max-activities", type=int)
     lever.add_argument("--no-wal", action="store_true", help="dev server without the WAL pragmas")
+    lever.add_argument(
+        "--activity-worker",
+        action="store_true",
+        help="run activities in a second worker process (SENFLOW_WORKER_ROLE), both sides",
+    )
     p.add_argument("--profile", action="store_true", help="py-spy the workers (messages)")
     p.add_argument(
         "--noop-activities",
@@ -144,6 +149,7 @@ def options(args: argparse.Namespace, settings: Settings) -> Options:
         out_dir=(args.out or settings.state_dir / "bench" / stamp).resolve(),
         profile=args.profile,
         senflow_worker="senflow-noop-activities" if args.noop_activities else "senflow",
+        activity_worker=args.activity_worker,
         progress=_progress,
     )
 
@@ -169,7 +175,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         "options": {
             k: v for k, v in vars(opts).items() if k not in ("progress", "out_dir", "worker_env")
         },
-        "levers": {**opts.worker_env, "wal": opts.wal},
+        "levers": {**opts.worker_env, "wal": opts.wal, "activity_worker": opts.activity_worker},
         "baseline_notices_per_message": shape(opts.updates).notices,
         "scenarios": {},
         "goals": [],

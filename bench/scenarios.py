@@ -34,8 +34,8 @@ class Options:
     concurrency: int = 20  # C
     updates: int = 5  # K
     queries: int = 3  # Q
-    storm: int = 400  # M
-    storm_window: float = 30.0  # seconds over which the M reviews fall due
+    storm: int = 600  # M
+    storm_window: float = 20.0  # seconds over which the M reviews fall due
     storm_setup_rate: float = 40.0  # journeys/s started (and opened) before the storm
     storm_lead: float = 8.0  # seconds between the end of the setup and the first due review
     storm_timeout: float = 300.0
@@ -54,15 +54,28 @@ class Options:
     profile: bool = False  # py-spy each side's worker during the messages scenario
     #: "senflow-noop-activities" to split senflow's cost (diagnosis; not the product)
     senflow_worker: str = "senflow"
+    #: activities in a second worker process (both sides), workflows in the first
+    activity_worker: bool = False
     progress: Callable[[str], None] = lambda _: None
 
 
 @dataclass
 class Phase:
     server: DevServer
-    worker: WorkerProcess
+    worker: WorkerProcess  # the workflows (and, unless split, the activities)
     client: Client
     driver: Driver
+    activity_worker: WorkerProcess | None = None
+
+    @property
+    def events_file(self) -> Path:
+        return (self.activity_worker or self.worker).events_file
+
+    def rss(self) -> dict[str, int]:
+        """The workflow worker's RSS, plus the activity worker's (``total_kib``)."""
+        rss = self.worker.rss()
+        extra = self.activity_worker.rss()["rss_kib"] if self.activity_worker else 0
+        return {**rss, "total_kib": rss["rss_kib"] + extra}
 
 
 SIDES = ("baseline", "senflow")
@@ -76,15 +89,21 @@ async def phase(
     shutil.rmtree(directory, ignore_errors=True)  # nothing from an earlier run in this folder
     server = DevServer(directory / "server", wal=opts.wal).start()
     worker: WorkerProcess | None = None
+    activity_worker: WorkerProcess | None = None
     try:
         task_queue = f"bench-{scenario}-{side}"
-        worker = WorkerProcess(
-            opts.senflow_worker if side == "senflow" else "bare",
-            server.address,
-            task_queue,
-            directory / "worker",
-            {**opts.worker_env, **(env or {})},
-        ).start()
+        kind = opts.senflow_worker if side == "senflow" else "bare"
+        env = {**opts.worker_env, **(env or {})}
+        if opts.activity_worker:
+            activity_worker = WorkerProcess(
+                kind,
+                server.address,
+                task_queue,
+                directory / "activities",
+                {**env, "SENFLOW_WORKER_ROLE": "activities"},
+            ).start()
+            env["SENFLOW_WORKER_ROLE"] = "workflows"
+        worker = WorkerProcess(kind, server.address, task_queue, directory / "worker", env).start()
         client = await Client.connect(server.address, data_converter=DATA_CONVERTER)
         run_id = uuid.uuid4().hex[:6]
         driver: Driver
@@ -97,7 +116,7 @@ async def phase(
         if opts.profile and scenario == "messages":
             spy = profile.start(worker.pid, opts.out_dir / f"profile-{side}.raw")
         try:
-            yield Phase(server, worker, client, driver)
+            yield Phase(server, worker, client, driver, activity_worker)
         finally:
             if spy is not None:
                 profile.finish(spy)
@@ -105,8 +124,9 @@ async def phase(
                 if raw.exists():
                     (opts.out_dir / f"profile-{side}.txt").write_text(profile.summary(raw))
     finally:
-        if worker is not None:
-            worker.stop()
+        for process in (worker, activity_worker):
+            if process is not None:
+                process.stop()
         server.stop()
 
 
@@ -147,7 +167,7 @@ async def messages(opts: Options, side: str) -> tuple[dict[str, Any], list[Workf
             lambda i: d.journey(d.pupil("m", i), opts.updates, opts.queries, t),
         )
         seconds = time.perf_counter() - t0
-        rss = ph.worker.rss()
+        rss = ph.rss()
         histories = []
         for i in range(min(opts.replay_histories, opts.journeys)):
             handle = ph.client.get_workflow_handle(d.workflow_id(d.pupil("m", i)))
@@ -170,6 +190,7 @@ async def messages(opts: Options, side: str) -> tuple[dict[str, Any], list[Workf
         "history_bytes_per_journey": round(sum(sizes) / len(sizes)) if sizes else None,
         "worker_rss_kib": rss["rss_kib"],
         "worker_peak_rss_kib": rss["peak_kib"],
+        "workers_rss_kib": rss["total_kib"],
     }
     return result, histories
 
@@ -204,7 +225,7 @@ async def storm(opts: Options, side: str) -> dict[str, Any]:
     m = opts.storm
     async with phase(opts, side, "storm") as ph:
         d = ph.driver
-        tail = ActivityTail(ph.worker.events_file)
+        tail = ActivityTail(ph.events_file)
         rss_idle = ph.worker.rss()
         # Calibrate: how fast can this side set journeys up right now (the machine is shared)?
         # Throwaway journeys whose reviews are a day away; the storm's setup is then paced a

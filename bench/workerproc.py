@@ -107,6 +107,8 @@ async def serve(kind: str, settings: Settings, directory: Path) -> None:
     worker: Worker
     if kind == "senflow":
         worker = build_worker(client, settings, interceptors=[log])
+    elif kind == "senflow-noop-activities" and settings.worker_role != "all":
+        raise SystemExit("the no-op diagnosis runs in one process")
     elif kind == "senflow-noop-activities":
         # Diagnosis only: the journey with activities that do nothing, to split senflow's cost
         # between its workflow (domain, payloads, commands) and its activities (letters, rows).
@@ -123,8 +125,8 @@ async def serve(kind: str, settings: Settings, directory: Path) -> None:
         worker = Worker(
             client,
             task_queue=settings.task_queue,
-            workflows=[BareJourney],
-            activities=[bare_notice, bare_record],
+            workflows=[BareJourney] if settings.worker_role != "activities" else [],
+            activities=[bare_notice, bare_record] if settings.worker_role != "workflows" else [],
             interceptors=[log],
             graceful_shutdown_timeout=timedelta(seconds=10),
             **worker_options(settings),
