@@ -34,10 +34,10 @@ class Options:
     concurrency: int = 20  # C
     updates: int = 5  # K
     queries: int = 3  # Q
-    storm: int = 600  # M
+    storm: int = 500  # M
     storm_window: float = 20.0  # seconds over which the M reviews fall due
     storm_setup_rate: float = 40.0  # journeys/s started (and opened) before the storm
-    storm_lead: float = 8.0  # seconds between the end of the setup and the first due review
+    storm_lead: float = 10.0  # seconds between the end of the setup and the first due review
     storm_timeout: float = 300.0
     replay_rounds: int = 5
     replay_histories: int = 20
@@ -228,14 +228,20 @@ async def storm(opts: Options, side: str) -> dict[str, Any]:
         tail = ActivityTail(ph.events_file)
         rss_idle = ph.worker.rss()
         # Calibrate: how fast can this side set journeys up right now (the machine is shared)?
-        # Throwaway journeys whose reviews are a day away; the storm's setup is then paced a
-        # little below that rate, so it ends before the first review falls due.
-        probe = min(40, m)
+        # Throwaway journeys whose reviews are a day away, timed until their letters and
+        # records are done too; the storm's setup is then paced below that sustained rate, so
+        # it ends before the first review falls due.
+        probe = min(60, m)
         t0 = time.time()
         far = datetime.now(UTC) + timedelta(days=1)
         await _bounded(probe, 20, lambda i: d.storm_setup(d.pupil("c", i), far))
-        pace = min(opts.storm_setup_rate, 0.7 * probe / max(time.time() - t0, 0.001))
-        await asyncio.sleep(2)  # the probe's letters
+        quiet_since, seen = time.time(), -1
+        while time.time() - quiet_since < 1.0 and time.time() - t0 < 60:
+            if len(tail.read()) or seen < 0:
+                quiet_since, seen = time.time(), len(tail.rows)
+            await asyncio.sleep(0.1)
+        sustained = probe / max(quiet_since - t0, 0.001)
+        pace = min(opts.storm_setup_rate, 0.8 * sustained)
         begin = time.time()
         first_due = begin + m / pace + opts.storm_lead
         spacing = opts.storm_window / m
@@ -274,7 +280,8 @@ async def storm(opts: Options, side: str) -> dict[str, Any]:
 
         async def check(i: int) -> None:
             pupil = d.pupil("s", i)
-            checks[d.workflow_id(pupil)] = await d.storm_check(pupil)
+            # a stalled worker must not hang the benchmark: such a journey counts as an error
+            checks[d.workflow_id(pupil)] = await asyncio.wait_for(d.storm_check(pupil), 15)
 
         checked, check_errors = await _bounded(m, 50, check)
     dues = [c.due_at for c in checks.values()]
