@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import dataclasses
 import json
+import os
 import signal
 import sys
 import time
@@ -166,6 +167,9 @@ def main() -> None:
     )
     configure_logging(settings.log_format)
     asyncio.run(serve(args.kind, settings, args.directory))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)  # temporalio/sdk-python#300: the interpreter can abort while tearing down
 
 
 if __name__ == "__main__":
