@@ -301,7 +301,8 @@ async def storm(opts: Options, side: str) -> dict[str, Any]:
     storm_start = min(dues) if dues else first_due
     last_done = max((r[5] for r in reminders.values()), default=storm_start)
     drain = last_done - storm_start
-    cached = min(m, int(opts.worker_env.get("SENFLOW_MAX_CACHED_WORKFLOWS", "1000")))
+    # the probe's journeys are open and cached too
+    cached = min(m + probe, int(opts.worker_env.get("SENFLOW_MAX_CACHED_WORKFLOWS", "1000")))
     return {
         "journeys": m,
         "set_up": set_up,
