@@ -61,6 +61,18 @@ class Settings:
 
     #: The Code a new journey follows unless its start says otherwise (code_2001, code_2014).
     policy: str = "code_2001"
+    #: Worker levers (docs/performance.md has the measured figures behind each default).
+    #: sandboxed | passthrough (domain, transitions, structlog shared) | unsandboxed
+    workflow_sandbox: str = "passthrough"
+    #: Journeys kept in the worker's cache; one evicted replays its history on its next task.
+    max_cached_workflows: int = 1000
+    #: "autoscaling", or a number: the fixed maximum of pollers.
+    workflow_pollers: str = "autoscaling"
+    activity_pollers: str = "5"
+    max_concurrent_workflow_tasks: int | None = None  # None: the SDK's default
+    max_concurrent_activities: int | None = None
+    #: all | workflows | activities: what this worker process polls for.
+    worker_role: str = "all"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -97,6 +109,15 @@ class Settings:
             archive_url=env.get("SENFLOW_ARCHIVE_URL", cls.archive_url),
             ensure_archive_schedule=env.get("SENFLOW_ARCHIVE_SCHEDULE", "0") == "1",
             purge_key=env.get("SENFLOW_PURGE_KEY") or None,
+            workflow_sandbox=env.get("SENFLOW_WORKFLOW_SANDBOX", cls.workflow_sandbox),
+            max_cached_workflows=int(
+                env.get("SENFLOW_MAX_CACHED_WORKFLOWS", str(cls.max_cached_workflows))
+            ),
+            workflow_pollers=env.get("SENFLOW_WORKFLOW_POLLERS", cls.workflow_pollers),
+            activity_pollers=env.get("SENFLOW_ACTIVITY_POLLERS", cls.activity_pollers),
+            max_concurrent_workflow_tasks=_optional_int(env, "SENFLOW_MAX_WORKFLOW_TASKS"),
+            max_concurrent_activities=_optional_int(env, "SENFLOW_MAX_ACTIVITIES"),
+            worker_role=env.get("SENFLOW_WORKER_ROLE", cls.worker_role),
         )
 
 
@@ -125,6 +146,11 @@ def _policy_from_env(env: Mapping[str, str]) -> str:
     if name not in ("code_2001", "code_2014"):
         raise ValueError(f"SENFLOW_POLICY must be code_2001 or code_2014, not {name!r}")
     return name
+
+
+def _optional_int(env: Mapping[str, str], name: str) -> int | None:
+    value = env.get(name)
+    return int(value) if value else None
 
 
 def _smtp_from_env(env: Mapping[str, str]) -> SmtpSettings | None:

@@ -543,6 +543,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api-port", type=int, default=None, help="default SENFLOW_API_PORT or 8000")
     api_cli.register(sub, common)  # users, keys, api
     archive_cli.register(sub, common)
+    try:
+        from bench import cli as bench_cli  # here: bench imports this module
+    except ImportError:  # an image built without the benchmark (Dockerfile)
+        return parser
+    bench_cli.register(sub)
     return parser
 
 
@@ -1201,6 +1206,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         import devserver
 
         return devserver.up(settings, args.port, args.ui_port, args.api_port)
+    if args.command == "bench":
+        from bench import cli as bench_cli
+
+        return asyncio.run(bench_cli.run(args, settings))
     try:
         if args.command in api_cli.COMMANDS:
             return api_cli.run(args, parser, settings)
