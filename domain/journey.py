@@ -1285,11 +1285,17 @@ class Journey:
         length = now - pause.started_at
         if not self.state.policy.short_clock:  # deadlines stay on whole days
             length = timedelta(days=-(-length // timedelta(days=1)))
+        policy = self.state.policy
         for d in ehc.pending():
-            if d.created_at <= pause.started_at:
+            if d.created_at > pause.started_at:
+                continue
+            if policy.short_clock:
                 d.due_at += length
-                d.warn_at += length
-                d.due_on = self._due_on(d.due_at)
+            else:  # by calendar days, so the breach stays at 08:00 local across a clock change
+                d.due_on += length
+                d.due_at = policy.due_instant(d.due_on + timedelta(days=1))
+            d.warn_at = d.due_at - policy.ehc_warning_lead
+            d.due_on = self._due_on(d.due_at)
         step = self._entry(
             now,
             EntryKind.EHC_CLOCK_RESUMED,

@@ -30,8 +30,11 @@ async def test_over_long_text_and_a_named_actor_are_refused_with_the_reason(ts) 
     with pytest.raises(Refused, match="actor's id must be an opaque reference") as err:
         await starter.act(ts.client, pupil, "record_note", RecordNoteInput(named, "reads"))
     assert "Jane" not in str(err.value)  # the refusal does not repeat what may be a name
-    with pytest.raises(Refused, match="request is .* bytes"):  # a raw payload, size alone
+    with pytest.raises(Refused, match=r"request\.note is 300000 characters"):  # a raw payload
         await starter.act(ts.client, pupil, "record_note", {"actor": {}, "note": "z" * 300_000})
+    bulky = {"actor": {}, "note": "n", "x": [["a" * 4000] * 20] * 5}  # each part within limits
+    with pytest.raises(Refused, match="request is .* bytes; the limit is 262144"):
+        await starter.act(ts.client, pupil, "record_note", bulky)
     # A client that skips those checks meets the journey's validator, which says the same.
     handle = ts.client.get_workflow_handle(f"pupil-{pupil}")
     with pytest.raises(WorkflowUpdateFailedError) as failed:
