@@ -69,10 +69,7 @@ class Settings:
     #: "autoscaling", or a number: the fixed maximum of pollers.
     workflow_pollers: str = "autoscaling"
     activity_pollers: str = "5"
-    #: Workflow task slots. 4, not the SDK's 100: with 100, a loaded worker stopped polling in
-    #: six runs of six here (docs/performance.md); with 4, never. SENFLOW_MAX_WORKFLOW_TASKS=0
-    #: restores the SDK's default.
-    max_concurrent_workflow_tasks: int | None = 4
+    max_concurrent_workflow_tasks: int | None = None  # None: the SDK's default
     max_concurrent_activities: int | None = None
     #: all | workflows | activities: what this worker process polls for.
     worker_role: str = "all"
@@ -118,7 +115,7 @@ class Settings:
             ),
             workflow_pollers=env.get("SENFLOW_WORKFLOW_POLLERS", cls.workflow_pollers),
             activity_pollers=env.get("SENFLOW_ACTIVITY_POLLERS", cls.activity_pollers),
-            max_concurrent_workflow_tasks=_workflow_task_slots(env),
+            max_concurrent_workflow_tasks=_optional_int(env, "SENFLOW_MAX_WORKFLOW_TASKS"),
             max_concurrent_activities=_optional_int(env, "SENFLOW_MAX_ACTIVITIES"),
             worker_role=env.get("SENFLOW_WORKER_ROLE", cls.worker_role),
         )
@@ -149,13 +146,6 @@ def _policy_from_env(env: Mapping[str, str]) -> str:
     if name not in ("code_2001", "code_2014"):
         raise ValueError(f"SENFLOW_POLICY must be code_2001 or code_2014, not {name!r}")
     return name
-
-
-def _workflow_task_slots(env: Mapping[str, str]) -> int | None:
-    value = env.get("SENFLOW_MAX_WORKFLOW_TASKS")
-    if not value:
-        return Settings.max_concurrent_workflow_tasks
-    return int(value) or None  # 0: the SDK's default
 
 
 def _optional_int(env: Mapping[str, str], name: str) -> int | None:
