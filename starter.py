@@ -16,7 +16,7 @@ import sys
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, is_dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,9 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from api import cli as api_cli
+from archive import cli as archive_cli
+from archive.store import archive_reader
 from audit import compliance
 from audit import report as audit_report
 from audit import trail as trail_module
@@ -55,6 +58,7 @@ from domain.commands import (
     RequestStatutoryAssessmentInput,
     StartJourneyInput,
     StepDownInput,
+    check_input,
     check_opaque_id,
 )
 from domain.journey import STATES, TRANSITIONS, check_start
@@ -93,7 +97,8 @@ class Unreachable(Exception):
 
 
 async def start_journey(client: Client, settings: Settings, cmd: StartJourneyInput) -> JourneyState:
-    check_start(cmd)  # clear errors before anything reaches Temporal
+    check_input(cmd)  # clear errors before anything reaches Temporal
+    check_start(cmd)
     try:
         handle = await client.start_workflow(
             PupilJourney.run,
@@ -113,6 +118,26 @@ async def start_journey(client: Client, settings: Settings, cmd: StartJourneyInp
     return await _query_state(handle)
 
 
+def with_date_of_birth(
+    cmd: StartJourneyInput, date_of_birth: date | None, today: date
+) -> StartJourneyInput:
+    """Only what the journey needs from a date of birth: the compulsory school age date (when
+    still to come) and the birth month and year. The day itself never reaches Temporal."""
+    if date_of_birth is None:
+        return cmd
+    if date_of_birth > today:
+        raise Refused("the date of birth is in the future")
+    if date_of_birth.year < today.year - 30:
+        raise Refused("the date of birth is more than 30 years ago: SEN journeys end by 25")
+    csa = compulsory_school_age_date(date_of_birth)
+    return replace(
+        cmd,
+        compulsory_school_age_date=csa if csa > today else None,
+        birth_year=date_of_birth.year,
+        birth_month=date_of_birth.month,
+    )
+
+
 def _initial_search_attributes(cmd: StartJourneyInput) -> TypedSearchAttributes:
     return TypedSearchAttributes(
         [
@@ -126,6 +151,7 @@ def _initial_search_attributes(cmd: StartJourneyInput) -> TypedSearchAttributes:
 async def act(client: Client, pupil_id: str, update: str, cmd: object) -> ActionResult:
     """Run one school action (a validated update). Refused → ``Refused`` with the reason."""
     check_opaque_id(pupil_id, "pupil id")
+    await _check_request(client, cmd)
     handle = client.get_workflow_handle(workflow_id(pupil_id))
     try:
         result: ActionResult = await handle.execute_update(
@@ -141,11 +167,27 @@ async def act(client: Client, pupil_id: str, update: str, cmd: object) -> Action
 async def reply(client: Client, pupil_id: str, signal: str, cmd: object) -> None:
     """Deliver a parent's or specialist's reply (a signal). The journey records bad ones."""
     check_opaque_id(pupil_id, "pupil id")
+    await _check_request(client, cmd)
     handle = client.get_workflow_handle(workflow_id(pupil_id))
     try:
         await handle.signal(signal, cmd)
     except RPCError as err:
         raise _translate(err, pupil_id) from None
+
+
+#: No school action or reply is anywhere near this; Temporal itself refuses 2 MB, and a payload
+#: that large would fail the journey's workflow task before the validator could refuse it.
+MAX_REQUEST_BYTES = 256 * 1024
+
+
+async def _check_request(client: Client, cmd: object) -> None:
+    """Refuse, before Temporal sees it, what the journey would refuse for its size alone."""
+    if is_dataclass(cmd) or isinstance(cmd, dict):
+        check_input(cmd)
+    payloads = await client.data_converter.encode([cmd])
+    size = sum(p.ByteSize() for p in payloads)
+    if size > MAX_REQUEST_BYTES:
+        raise Refused(f"the request is {size} bytes; the limit is {MAX_REQUEST_BYTES}")
 
 
 async def show(client: Client, pupil_id: str) -> JourneyState:
@@ -240,6 +282,11 @@ def _translate(err: RPCError, pupil_id: str) -> Exception:
 
 
 # -- the command line -------------------------------------------------------------------------
+
+
+#: For other front ends (migration, API): the same error mapping as the CLI's own actions.
+cause_message = _cause_message
+translate = _translate
 
 
 def _date(value: str) -> date:
@@ -357,7 +404,12 @@ def build_parser() -> argparse.ArgumentParser:
         "date; the day never leaves this command",
     )
     p.add_argument("--year-group", help="e.g. R, Y1 ... Y11")
-    p.add_argument("--policy", choices=["code_2001", "demo"], default="code_2001")
+    p.add_argument(
+        "--policy",
+        choices=["code_2001", "code_2014", "demo"],
+        help="the Code this journey follows (default: SENFLOW_POLICY, else code_2001); "
+        "demo: the configured Code on a clock of minutes",
+    )
     p.add_argument(
         "--minute",
         type=float,
@@ -458,6 +510,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds in a policy 'minute' (the review falls due after 3)",
     )
 
+    import reform.cli
+
+    reform.cli.register(cmd)
+
     p = cmd("report", "admin reports from the read model", pupil=False)
     p.add_argument("name", choices=list(REPORTS), help="which report")
     p.add_argument("--school", help="one school only")
@@ -481,9 +537,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     cmd("diagram", "print the journey's state machine as Mermaid", pupil=False)
     cmd("worker", "run the Temporal worker", pupil=False)
-    p = cmd("up", "run a dev server and a worker (what `make run` runs)", pupil=False)
+    p = cmd("up", "run a dev server, a worker and the API (what `make run` runs)", pupil=False)
     p.add_argument("--port", type=int, default=7233)
     p.add_argument("--ui-port", type=int, default=8233)
+    p.add_argument("--api-port", type=int, default=None, help="default SENFLOW_API_PORT or 8000")
+    api_cli.register(sub, common)  # users, keys, api
+    archive_cli.register(sub, common)
+    try:
+        from bench import cli as bench_cli  # here: bench imports this module
+    except ImportError:  # an image built without the benchmark (Dockerfile)
+        return parser
+    bench_cli.register(sub)
     return parser
 
 
@@ -546,7 +610,9 @@ async def run_command(
     if c == "diagram":
         _out(diagram())
         return 0
-    if c == "report":
+    import reform.cli
+
+    if c == "report" and args.name != "statutory-clock":  # that one asks the journeys
         return report(args, settings)
     if c == "contacts":
         return contacts(args, parser, settings)
@@ -556,8 +622,13 @@ async def run_command(
         return 0
     if c == "replay" and not args.all:
         return await replay_command(None, args)  # files replay without a server
-    if c == "start" or c in ACTIONS:
-        _actor(args, parser)  # a usage error is reported before any connection is tried
+    if c == "archive":
+        return await archive_cli.run(args, settings)
+    # auditors read histories Temporal has deleted from the archive (issue 10)
+    trail_module.use_archive(lambda: archive_reader(settings.database_url, settings.archive_url))
+    if c == "start" or c in ACTIONS or c in reform.cli.ACTIONS or c in reform.cli.COMMANDS:
+        # a usage error is reported before any connection is tried
+        reform.cli.check_actor(c, _actor(args, parser, reform.cli.default_role(c)), parser)
     try:
         client = await connect(settings)
     except RuntimeError as err:
@@ -566,28 +637,31 @@ async def run_command(
         ) from None
     if c == "start":
         actor = _actor(args, parser)
-        policy = Policy.demo(timedelta(seconds=args.minute)) if args.policy == "demo" else Policy()
-        csa = compulsory_school_age_date(args.date_of_birth) if args.date_of_birth else None
+        code = settings.policy if args.policy in (None, "demo") else args.policy
+        minute = timedelta(seconds=args.minute) if args.policy == "demo" else None
+        policy = Policy.named(code, minute)
+        start_cmd = StartJourneyInput(
+            pupil_id=args.pupil,
+            school_id=args.school,
+            senco_id=args.senco,
+            parent_ids=args.parent,
+            actor=actor,
+            concern=args.concern,
+            policy=policy,
+            year_group=args.year_group,
+        )
         state = await start_journey(
-            client,
-            settings,
-            StartJourneyInput(
-                pupil_id=args.pupil,
-                school_id=args.school,
-                senco_id=args.senco,
-                parent_ids=args.parent,
-                actor=actor,
-                concern=args.concern,
-                policy=policy,
-                compulsory_school_age_date=csa if csa and csa > date.today() else None,
-                birth_year=args.date_of_birth.year if args.date_of_birth else None,
-                birth_month=args.date_of_birth.month if args.date_of_birth else None,
-                year_group=args.year_group,
-            ),
+            client, settings, with_date_of_birth(start_cmd, args.date_of_birth, date.today())
         )
         _print(args, state, _state_text(state))
-    elif c in ACTIONS:
-        result = await act(client, args.pupil, ACTIONS[c], _command(args, _actor(args, parser)))
+    elif c in ACTIONS or c in reform.cli.ACTIONS:
+        actor = _actor(args, parser, reform.cli.default_role(c))
+        if c in ACTIONS:
+            result = await act(client, args.pupil, ACTIONS[c], _command(args, actor))
+        else:
+            result = await act(
+                client, args.pupil, reform.cli.ACTIONS[c], reform.cli.command(args, actor)
+            )
         _print(
             args,
             result,
@@ -655,6 +729,10 @@ async def run_command(
         _print(args, rows, _list_text(rows))
     elif c == "demo":
         return await demo(client, settings, args.pupil, args.minute, args.json)
+    elif c == "migrate":
+        return await reform.cli.run(client, args, parser, settings)
+    elif c == "report":
+        return await reform.cli.statutory_clock_report(client, args)
     elif c == "records":
         return await records_sync(client, settings, args.action, args.json)
     return 0
@@ -688,6 +766,7 @@ async def _all_journey_ids(client: Client) -> list[str]:
     ids = set()
     async for wf in client.list_workflows(f"WorkflowType = '{PupilJourney.__name__}'"):
         ids.add(wf.id)
+    ids.update(await trail_module.archived_journey_ids())  # closed, and deleted from Temporal
     return sorted(ids)
 
 
@@ -702,7 +781,8 @@ async def replay_command(client: Client | None, args: argparse.Namespace) -> int
             runs += await trail_module.fetch_runs(client, wf_id)
     if not runs:
         raise Refused("nothing to replay: give FILE... or --all")
-    outcomes = await replay_runs(runs)
+    converter = client.data_converter if client else Settings.from_env().data_converter()
+    outcomes = await replay_runs(runs, converter)  # encrypted histories need the keys
     rows = [vars(o) for o in outcomes]
     text = "\n".join(
         f"{'ok  ' if o.ok else 'FAIL'} {o.workflow_id} run {o.run_id} ({o.events} events)"
@@ -741,7 +821,7 @@ async def audit_command(
 # -- the read model ---------------------------------------------------------------------------
 
 
-REPORTS = ("register", "reviews", "referrals", "stages", "birth-months")
+REPORTS = ("register", "reviews", "referrals", "stages", "birth-months", "statutory-clock")
 
 
 def report(args: argparse.Namespace, settings: Settings) -> int:
@@ -808,7 +888,8 @@ async def records_sync(client: Client, settings: Settings, action: str, as_json:
     engine = make_engine(settings.database_url)
     progress = None if as_json or not sys.stderr.isatty() else _RichProgress()
     try:
-        sources = await sync.read_journeys(client, progress)
+        archive = archive_reader(settings.database_url, settings.archive_url)
+        sources = await sync.read_journeys(client, progress, archive=archive)
         if action == "rebuild":
             started = time.monotonic()
             written = sync.rebuild(engine, sources, progress)
@@ -1124,8 +1205,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "up":
         import devserver
 
-        return devserver.up(settings, args.port, args.ui_port)
+        return devserver.up(settings, args.port, args.ui_port, args.api_port)
+    if args.command == "bench":
+        from bench import cli as bench_cli
+
+        return asyncio.run(bench_cli.run(args, settings))
     try:
+        if args.command in api_cli.COMMANDS:
+            return api_cli.run(args, parser, settings)
         return asyncio.run(run_command(args, parser, settings))
     except (Refused, NotFound) as err:
         sys.stderr.write(f"refused: {err}\n")

@@ -4,17 +4,34 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import structlog
 from temporalio.client import Client
-from temporalio.worker import PollerBehaviorAutoscaling, Worker
+from temporalio.worker import (
+    Interceptor,
+    PollerBehavior,
+    PollerBehaviorAutoscaling,
+    PollerBehaviorSimpleMaximum,
+    UnsandboxedWorkflowRunner,
+    Worker,
+    WorkflowRunner,
+)
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.mail import SmtpMailer
 from activities.notices import Notifier
 from activities.records import Recorder
+from activities.reply_codes import ReplyCodes
+from archive.archiver import Archiver
+from archive.blobs import blob_store
+from archive.schedule import ensure_schedule
+from archive.store import Archive
+from archive.workflow import JourneyArchiver
+from domain.commands import Refused
 from records.db import make_engine, migrate, sessions
 from settings import Settings, configure_logging, connect
 from workflows.pupil_journey import PupilJourney
@@ -26,35 +43,84 @@ log = structlog.get_logger("senflow.worker")
 PASSTHROUGH = ("domain", "transitions", "structlog")
 
 
-def workflow_runner() -> SandboxedWorkflowRunner:
-    return SandboxedWorkflowRunner(
-        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
-    )
+def workflow_runner(sandbox: str = "passthrough") -> WorkflowRunner:
+    """``passthrough`` (the default), ``sandboxed`` (the SDK's default sandbox, every module
+    re-imported per run) or ``unsandboxed`` (no sandbox: no determinism guard-rails)."""
+    if sandbox == "passthrough":
+        return SandboxedWorkflowRunner(
+            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
+        )
+    if sandbox == "sandboxed":
+        return SandboxedWorkflowRunner()
+    if sandbox == "unsandboxed":
+        return UnsandboxedWorkflowRunner()
+    raise ValueError(f"unknown workflow sandbox {sandbox!r}")
 
 
-def build_worker(client: Client, settings: Settings) -> Worker:
+def poller_behavior(value: str) -> PollerBehavior:
+    """``autoscaling``, or a number: at most that many pollers."""
+    if value == "autoscaling":
+        return PollerBehaviorAutoscaling()
+    return PollerBehaviorSimpleMaximum(maximum=int(value))
+
+
+def worker_options(settings: Settings) -> dict[str, Any]:
+    """The performance levers every worker built from ``settings`` shares (the benchmark's
+    baseline worker too, so both sides of a comparison run on the same settings)."""
+    return {
+        "workflow_runner": workflow_runner(settings.workflow_sandbox),
+        "max_cached_workflows": settings.max_cached_workflows,
+        "workflow_task_poller_behavior": poller_behavior(settings.workflow_pollers),
+        "activity_task_poller_behavior": poller_behavior(settings.activity_pollers),
+        "max_concurrent_workflow_tasks": settings.max_concurrent_workflow_tasks,
+        "max_concurrent_activities": settings.max_concurrent_activities,
+    }
+
+
+def build_worker(
+    client: Client, settings: Settings, interceptors: Sequence[Interceptor] = ()
+) -> Worker:
+    if settings.worker_role not in ("all", "workflows", "activities"):
+        raise ValueError(f"unknown worker role {settings.worker_role!r}")
     engine = make_engine(settings.database_url)
     if settings.auto_migrate:
         migrate(engine)
     recorder = Recorder(sessions(engine))
     smtp = SmtpMailer(settings.smtp) if settings.smtp is not None else None
+    reply_codes = (
+        ReplyCodes(sessions(engine), settings.token_secret, settings.public_api_url)
+        if settings.token_secret is not None
+        else None
+    )
     notifier = Notifier(
-        settings.outbox_dir, settings.mail_domain, settings.mail_sender, recorder, smtp
+        settings.outbox_dir, settings.mail_domain, settings.mail_sender, recorder, smtp, reply_codes
+    )
+    archiver = Archiver(
+        client, Archive(engine, blob_store(settings.archive_url), settings.purge_key)
     )
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[PupilJourney],
-        activities=[notifier.send_notice, recorder.record_journey],
-        workflow_runner=workflow_runner(),
-        workflow_task_poller_behavior=PollerBehaviorAutoscaling(),
+        # A worker may run only journeys or only their activities (SENFLOW_WORKER_ROLE), so
+        # letters and read-model writes can have processes of their own.
+        workflows=[PupilJourney, JourneyArchiver] if settings.worker_role != "activities" else [],
+        activities=[notifier.send_notice, recorder.record_journey, archiver.archive_closed_runs]
+        if settings.worker_role != "workflows"
+        else [],
+        interceptors=interceptors,
         graceful_shutdown_timeout=timedelta(seconds=10),
+        **worker_options(settings),
     )
 
 
 async def run_worker(settings: Settings) -> None:
     client = await connect(settings)
     worker = build_worker(client, settings)
+    if settings.ensure_archive_schedule:
+        try:
+            log.info("archive_schedule", result=await ensure_schedule(client, settings))
+        except Refused as err:  # journeys must run on; `senflow archive status` shows it too
+            log.error("archive_schedule_refused", reason=str(err))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

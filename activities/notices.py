@@ -17,6 +17,7 @@ from temporalio import activity
 
 from activities.mail import SmtpMailer, build_message
 from activities.records import Recorder
+from activities.reply_codes import ReplyCodes
 from domain.model import Notice
 from records.models import MessageSent
 
@@ -64,12 +65,14 @@ class Notifier:
         sender: str,
         recorder: Recorder | None = None,
         smtp: SmtpMailer | None = None,
+        reply_codes: ReplyCodes | None = None,
     ) -> None:
         self.outbox_dir = outbox_dir
         self.mail_domain = mail_domain
         self.sender = sender
         self.recorder = recorder
         self.smtp = smtp
+        self.reply_codes = reply_codes
 
     def path_for(self, workflow_id: str, notice: Notice, folder: str = "") -> Path:
         name = f"{_UNSAFE.sub('_', workflow_id)}--{_UNSAFE.sub('_', notice.key)}.eml"
@@ -104,6 +107,8 @@ class Notifier:
                     message_id=sent.message_id, path="", rewritten=True, channel=sent.channel
                 )
         address = await asyncio.to_thread(self.address_of, notice)
+        if self.reply_codes is not None:  # the code is in the letter only, never in history
+            notice = await asyncio.to_thread(self.reply_codes.add_to, input.workflow_id, notice)
         msg = build_message(
             notice,
             message_id=mid,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from domain.model import EntryKind, JourneyState, Stage, TimelineEntry
+from domain.model import DeadlineStatus, EntryKind, JourneyState, Role, Stage, TimelineEntry
 
 #: Timers fire when a worker gets to them; a little lateness is not a breach.
 TOLERANCE = timedelta(hours=1)
@@ -25,6 +25,7 @@ def check(state: JourneyState, now: datetime) -> list[Breach]:
         *overdue_reviews_were_flagged(state, now),
         *action_plus_only_after_a_school_action_review(state),
         *referrals_chased_on_time(state, now),
+        *ehc_statutory_deadlines_met(state),
     ]
 
 
@@ -37,7 +38,14 @@ def parents_consulted_on_every_decision(state: JourneyState) -> list[Breach]:
     breaches = []
     for e in state.timeline:
         changes_stage = e.stage_before is not None and e.stage_after is not None
-        if e.kind is EntryKind.DECISION and changes_stage and e.stage_after is not Stage.CLOSED:
+        # Moving to the 2014 Code is an admin's transfer: parents are told by letter.
+        transfer = e.actor.role is Role.ADMIN
+        if (
+            e.kind is EntryKind.DECISION
+            and changes_stage
+            and e.stage_after is not Stage.CLOSED
+            and not transfer
+        ):
             if e.step not in consulted:
                 breaches.append(
                     Breach(
@@ -140,4 +148,27 @@ def referrals_chased_on_time(state: JourneyState, now: datetime) -> list[Breach]
                 )
                 break
             expected += 1
+    return breaches
+
+
+def ehc_statutory_deadlines_met(state: JourneyState) -> list[Breach]:
+    """Every EHC needs assessment deadline the authority missed (pauses already excluded)."""
+    breaches = []
+    for ehc in state.ehc_assessments:
+        for d in ehc.deadlines:
+            if d.status is not DeadlineStatus.BREACHED:
+                continue
+            late = f"met late on {d.met_at:%Y-%m-%d}" if d.met_at else "still not met"
+            evidence = [
+                _cite(e)
+                for e in state.timeline
+                if e.kind is EntryKind.EHC_DEADLINE_BREACHED and e.ref == d.deadline_id
+            ]
+            breaches.append(
+                Breach(
+                    "ehc-statutory-deadline",
+                    f"{ehc.assessment_id}: {d.description} was due {d.due_on} ({late})",
+                    evidence,
+                )
+            )
     return breaches

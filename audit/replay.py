@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from temporalio.converter import DataConverter
 from temporalio.worker import Replayer
 
 from audit.trail import Run
@@ -21,15 +22,19 @@ class ReplayOutcome:
     failure: str = ""  # the non-determinism found: which event, which command
 
 
-def replayer() -> Replayer:
+def replayer(data_converter: DataConverter = DATA_CONVERTER) -> Replayer:
+    """``data_converter``: with the payload codec when the histories are encrypted (it passes
+    unencrypted payloads through, so it replays both)."""
     return Replayer(
-        workflows=[PupilJourney], data_converter=DATA_CONVERTER, workflow_runner=workflow_runner()
+        workflows=[PupilJourney], data_converter=data_converter, workflow_runner=workflow_runner()
     )
 
 
-async def replay_runs(runs: list[Run]) -> list[ReplayOutcome]:
+async def replay_runs(
+    runs: list[Run], data_converter: DataConverter = DATA_CONVERTER
+) -> list[ReplayOutcome]:
     outcomes = []
-    r = replayer()
+    r = replayer(data_converter)
     for run in runs:
         result = await r.replay_workflow(run.history, raise_on_replay_failure=False)
         failure = result.replay_failure

@@ -19,6 +19,9 @@ STAGE_COLOURS = {
     Stage.SCHOOL_ACTION: "#9cc3e6",
     Stage.SCHOOL_ACTION_PLUS: "#5b9bd5",
     Stage.STATUTORY_ASSESSMENT: "#2e5f8a",
+    Stage.SEN_SUPPORT: "#7fb77e",
+    Stage.EHC_NEEDS_ASSESSMENT: "#3d8b40",
+    Stage.EHC_PLAN: "#1f5c22",
 }
 OVERDUE = "#d9534f"
 

@@ -5,20 +5,26 @@ Each run's history holds snapshots of the journey: its start input (the state ca
 from the previous run), every ``record_journey`` activity input (what changed, as it
 changed), and its end (the state handed to the next run, or the final result). Folding them
 in order gives the journey as it was recorded.
+
+Histories are read from Temporal while it has them and from the archive (issue 10) once
+retention has deleted them — run by run, so a long journey whose early runs have expired
+but whose last run is still in Temporal reads whole, and the output is the same either way.
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHistory
 from temporalio.converter import DataConverter
+from temporalio.service import RPCError, RPCStatusCode
 
 from activities.records import RecordJourneyInput
 from domain.commands import PupilJourneyInput
@@ -42,20 +48,79 @@ class Trail:
     notes: list[str] = field(default_factory=list)
 
 
-async def fetch_runs(client: Client, workflow_id: str) -> list[Run]:
-    """Every run of the latest journey under this id, oldest first (follows continue-as-new)."""
+class HistoryArchive(Protocol):
+    """Where closed runs' histories are kept after Temporal has deleted them
+    (``archive.store.Archive``). Raises ``domain.commands.Refused`` with the reason when it
+    holds a journey only in part, or its bytes no longer match their hash."""
+
+    def history(self, workflow_id: str, run_id: str) -> WorkflowHistory | None: ...
+
+    def latest_runs(self, workflow_id: str) -> list[tuple[str, WorkflowHistory]] | None: ...
+
+    def journey_ids(self) -> list[str]: ...
+
+
+_archive_opener: Callable[[], HistoryArchive | None] | None = None
+_opened: list[HistoryArchive | None] = []
+
+
+def use_archive(opener: Callable[[], HistoryArchive | None] | None) -> None:
+    """Where ``fetch_runs`` looks for histories Temporal no longer has. Opened lazily, only
+    when a history is missing; ``None`` turns the fallback off."""
+    global _archive_opener
+    _archive_opener = opener
+    _opened.clear()
+
+
+def default_archive() -> HistoryArchive | None:
+    if _archive_opener is None:
+        return None
+    if not _opened:
+        _opened.append(_archive_opener())
+    return _opened[0]
+
+
+async def fetch_runs(
+    client: Client, workflow_id: str, archive: HistoryArchive | None = None
+) -> list[Run]:
+    """Every run of the latest journey under this id, oldest first (follows continue-as-new):
+    from Temporal while it has them, else from the archive."""
     handle = client.get_workflow_handle(workflow_id)
-    description = await handle.describe()
+    try:
+        description = await handle.describe()
+    except RPCError as err:
+        archive = archive or await asyncio.to_thread(default_archive)
+        if err.status is not RPCStatusCode.NOT_FOUND or archive is None:
+            raise
+        archived = await asyncio.to_thread(archive.latest_runs, workflow_id)
+        if not archived:
+            raise
+        return [Run(run_id, history) for run_id, history in archived]
     run_id = description.raw_description.workflow_execution_info.first_run_id
     runs = []
     while run_id:
-        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        try:
+            history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        except RPCError as err:
+            archive = archive or await asyncio.to_thread(default_archive)
+            if err.status is not RPCStatusCode.NOT_FOUND or archive is None:
+                raise
+            found = await asyncio.to_thread(archive.history, workflow_id, run_id)
+            if found is None:
+                raise
+            history = found
         runs.append(Run(run_id, history))
         last = history.events[-1]
         run_id = ""
         if last.event_type is EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
             run_id = last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
     return runs
+
+
+async def archived_journey_ids() -> list[str]:
+    """Workflow ids the archive holds (for ``--all``: journeys Temporal may have deleted)."""
+    archive = await asyncio.to_thread(default_archive)
+    return [] if archive is None else await asyncio.to_thread(archive.journey_ids)
 
 
 async def snapshots(converter: DataConverter, run: Run) -> list[JourneyState]:
@@ -167,6 +232,10 @@ def export_json(trail_or_runs: Trail | list[Run], workflow_id: str) -> str:
             "runs": [{"runId": r.run_id, "history": json.loads(r.history.to_json())} for r in runs],
         },
         indent=1,
+        # protobuf prints map fields (payload metadata, headers) in whatever order the map
+        # was filled: sorted keys make the same history export to the same text, whether it
+        # came from Temporal or from the archive
+        sort_keys=True,
     )
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, cast
 
 from transitions import EventData, Machine
@@ -23,14 +23,24 @@ from domain.commands import (
     ActionResult,
     AssessmentCompletedInput,
     CloseInput,
+    EhcAdviceReceivedInput,
+    EhcAdviceRequestInput,
+    EhcDecisionInput,
+    EhcDraftInput,
+    EhcFinalInput,
+    EhcPauseInput,
+    EhcResumeInput,
     EscalateInput,
     IepInput,
+    MigrateInput,
     OpenSchoolActionInput,
+    OpenSenSupportInput,
     ParentRespondedInput,
     RecordNoteInput,
     RecordReviewInput,
     ReferInput,
     Refused,
+    RequestEhcAssessmentInput,
     RequestStatutoryAssessmentInput,
     StartJourneyInput,
     StepDownInput,
@@ -43,22 +53,31 @@ from domain.model import (
     Actor,
     Consultation,
     ConsultationStatus,
+    DeadlineKind,
+    DeadlineStatus,
+    EhcAssessment,
+    EhcDeadline,
+    EhcOutcome,
+    EhcPause,
     EntryKind,
     Iep,
     JourneyState,
     Notice,
     ParentReply,
     ParentResponse,
+    PauseReason,
     Phase,
     Referral,
     ReferralStatus,
     Review,
     ReviewOutcome,
     Role,
+    SenType,
     Stage,
     TimelineEntry,
     Trigger,
 )
+from domain.policy import CODE_2014, add_months
 
 # transitions logs every state change at INFO, and again on every replay.
 logging.getLogger("transitions").setLevel(logging.WARNING)
@@ -69,6 +88,7 @@ def state_name(stage: Stage, phase: Phase) -> str:
 
 
 SA, AP, SAS = Stage.SCHOOL_ACTION, Stage.SCHOOL_ACTION_PLUS, Stage.STATUTORY_ASSESSMENT
+SS, EHC, EPL = Stage.SEN_SUPPORT, Stage.EHC_NEEDS_ASSESSMENT, Stage.EHC_PLAN
 WAIT_P, ACTIVE, DUE, WAIT_A = (
     Phase.AWAITING_PARENTS,
     Phase.IEP_ACTIVE,
@@ -83,6 +103,10 @@ STAGE_PHASES: dict[Stage, tuple[Phase, ...]] = {
     AP: (WAIT_P, ACTIVE, DUE, WAIT_A),
     SAS: (WAIT_P, WAIT_A, DUE),
     Stage.CLOSED: (Phase.ENDED,),
+    # The 2014 Code: the same phases, so a journey moves across keeping its phase.
+    SS: (WAIT_P, ACTIVE, DUE, WAIT_A),
+    EHC: (WAIT_P, WAIT_A, DUE),
+    EPL: (WAIT_P, ACTIVE, DUE),
 }
 STATES: dict[str, tuple[Stage, Phase]] = {
     state_name(stage, phase): (stage, phase)
@@ -109,7 +133,7 @@ TRANSITIONS: list[dict[str, Any]] = [
         "trigger": "open_school_action",
         "source": MONITORING,
         "dest": state_name(SA, WAIT_P),
-        "conditions": ["by_senco", "with_sa_triggers", "with_evidence", "with_iep"],
+        "conditions": ["under_2001", "by_senco", "with_sa_triggers", "with_evidence", "with_iep"],
     },
     {
         "trigger": "escalate",
@@ -139,7 +163,7 @@ TRANSITIONS: list[dict[str, Any]] = [
         "trigger": "request_statutory_assessment",
         "source": _all(AP),
         "dest": state_name(SAS, WAIT_P),
-        "conditions": ["by_senco", "with_evidence", "after_specialist_advice"],
+        "conditions": ["under_2001", "by_senco", "with_evidence", "after_specialist_advice"],
     },
     {
         "trigger": "step_down",
@@ -255,11 +279,191 @@ TRANSITIONS: list[dict[str, Any]] = [
         "dest": state_name(AP, ACTIVE),
         "conditions": ["by_assigned_specialist", "when_last_open_referral"],
     },
+    {  # (before the catch-all below: the first passing transition wins)
+        "trigger": "complete_assessment",
+        "source": state_name(SS, WAIT_A),
+        "dest": state_name(SS, ACTIVE),
+        "conditions": ["by_assigned_specialist", "when_last_open_referral"],
+    },
     {
         "trigger": "complete_assessment",
         "source": OPEN_STATES,
         "dest": None,
         "conditions": ["by_assigned_specialist"],
+    },
+    # -- the 2014 Code ----------------------------------------------------------------------
+    {
+        "trigger": "open_sen_support",
+        "source": MONITORING,
+        "dest": state_name(SS, WAIT_P),
+        "conditions": ["under_2014", "by_senco", "with_need", "with_evidence", "with_iep"],
+    },
+    {
+        "trigger": "refer",
+        "source": _all(SS, ACTIVE, WAIT_A),
+        "dest": state_name(SS, WAIT_A),
+        "conditions": ["by_senco", "with_referral"],
+    },
+    {
+        "trigger": "refer",
+        "source": _all(SS, WAIT_P, DUE) + _all(EHC) + _all(EPL),
+        "dest": None,
+        "conditions": ["by_senco", "with_referral"],
+    },
+    {
+        "trigger": "record_review",
+        "source": _all(SS) + _all(EHC) + _all(EPL),
+        "dest": None,
+        "conditions": ["outcome_escalate", "escalation_is_an_ehc_request"],
+    },
+    {
+        "trigger": "record_review",
+        "source": _all(SS),
+        "dest": MONITORING,
+        "conditions": ["outcome_step_down", "by_senco", "with_review"],
+    },
+    {
+        "trigger": "record_review",
+        "source": _all(EHC) + _all(EPL),
+        "dest": state_name(SS, WAIT_P),
+        "conditions": ["outcome_step_down", "by_senco", "with_review", "with_optional_iep"],
+    },
+    {
+        "trigger": "step_down",
+        "source": _all(SS),
+        "dest": MONITORING,
+        "conditions": ["by_senco", "with_reason"],
+    },
+    {
+        "trigger": "step_down",
+        "source": _all(EHC) + _all(EPL),
+        "dest": state_name(SS, WAIT_P),
+        "conditions": ["by_senco", "with_reason", "with_optional_iep"],
+    },
+    *[
+        {
+            "trigger": "parents_settled",
+            "source": state_name(stage, WAIT_P),
+            "dest": state_name(stage, WAIT_A),
+            "conditions": ["when_assessment_pending"],
+        }
+        for stage in (SS, EHC)
+    ],
+    *[
+        {
+            "trigger": "parents_settled",
+            "source": state_name(stage, WAIT_P),
+            "dest": state_name(stage, ACTIVE),
+        }
+        for stage in (SS, EPL)
+    ],
+    {
+        "trigger": "request_ehc_assessment",
+        "source": _all(SS),
+        "dest": state_name(EHC, WAIT_P),
+        "conditions": ["under_2014", "by_senco", "with_local_authority", "with_evidence"],
+    },
+    {
+        "trigger": "ehc_decide",
+        "source": _all(EHC),
+        "dest": None,
+        "conditions": ["when_yes", "by_local_authority", "ehc_decision_pending", "with_reason"],
+    },
+    {
+        "trigger": "ehc_decide",
+        "source": _all(EHC),
+        "dest": state_name(SS, WAIT_P),
+        "conditions": ["when_no", "by_local_authority", "ehc_decision_pending", "with_reason"],
+    },
+    {
+        "trigger": "ehc_request_advice",
+        "source": _all(EHC),
+        "dest": None,
+        "conditions": ["by_local_authority", "ehc_assessing", "ehc_before_draft", "with_adviser"],
+    },
+    {
+        "trigger": "ehc_advice_received",
+        "source": _all(EHC),
+        "dest": None,
+        "conditions": ["by_local_authority", "with_open_advice"],
+    },
+    {
+        "trigger": "ehc_draft",
+        "source": _all(EHC),
+        "dest": None,
+        "conditions": [
+            "when_yes",
+            "by_local_authority",
+            "ehc_assessing",
+            "ehc_before_draft",
+            "with_reason",
+            "with_iep",
+        ],
+    },
+    {
+        "trigger": "ehc_draft",
+        "source": _all(EHC),
+        "dest": state_name(SS, WAIT_P),
+        "conditions": [
+            "when_no",
+            "by_local_authority",
+            "ehc_assessing",
+            "ehc_before_draft",
+            "with_reason",
+        ],
+    },
+    {
+        "trigger": "ehc_finalise",
+        "source": _all(EHC),
+        "dest": state_name(EPL, WAIT_P),
+        "conditions": [
+            "by_local_authority",
+            "ehc_draft_issued",
+            "after_parent_comments",
+            "with_reason",
+            "with_optional_iep",
+        ],
+    },
+    {
+        "trigger": "pause_ehc_clock",
+        "source": _all(EHC),
+        "dest": None,
+        "conditions": ["by_local_authority", "ehc_clock_running"],
+    },
+    {
+        "trigger": "resume_ehc_clock",
+        "source": _all(EHC),
+        "dest": None,
+        "conditions": ["by_local_authority", "ehc_clock_paused"],
+    },
+    # Moving a 2001 journey in flight: each stage to its 2014 successor, keeping the phase.
+    *[
+        {
+            "trigger": "move_to_code_2014",
+            "source": state_name(old, phase),
+            "dest": state_name(new, phase),
+            "conditions": [
+                "by_admin",
+                "to_code_2014",
+                "under_2001",
+                "with_reason",
+                "with_transfer_authority",
+            ],
+        }
+        for old, new in ((SA, SS), (AP, SS), (SAS, EHC))
+        for phase in STAGE_PHASES[old]
+    ],
+    {
+        "trigger": "move_to_code_2014",
+        "source": MONITORING,
+        "dest": None,
+        "conditions": ["by_admin", "to_code_2014", "under_2001", "with_reason"],
+    },
+    {
+        "trigger": "move_to_code_2014",
+        "source": _all(SS) + _all(EHC) + _all(EPL),
+        "dest": None,
+        "conditions": ["by_admin", "under_2001"],  # refuses: already moved
     },
 ]
 
@@ -273,6 +477,16 @@ ACTION_WORDS = {
     "record_note": "record a progress note",
     "record_review": "record a review",
     "complete_assessment": "complete an assessment",
+    "open_sen_support": "open SEN Support",
+    "request_ehc_assessment": "request an EHC needs assessment",
+    "ehc_decide": "decide whether to assess",
+    "ehc_request_advice": "ask for advice",
+    "ehc_advice_received": "record advice received",
+    "ehc_draft": "issue a draft EHC plan or decide not to issue one",
+    "ehc_finalise": "issue the final EHC plan",
+    "pause_ehc_clock": "pause the EHC clock",
+    "resume_ehc_clock": "resume the EHC clock",
+    "move_to_code_2014": "move the journey to the 2014 Code",
 }
 
 
@@ -372,19 +586,37 @@ class _Rules:
 
     def _iep_input(self, event: EventData) -> IepInput | None:
         cmd = self._cmd(event)
-        return cast(IepInput | None, getattr(cmd, "iep", None) or getattr(cmd, "new_iep", None))
+        return cast(
+            IepInput | None,
+            getattr(cmd, "iep", None)
+            or getattr(cmd, "new_iep", None)
+            or getattr(cmd, "plan", None),
+        )
 
     def with_iep(self, event: EventData) -> bool:
         iep = self._iep_input(event)
         if iep is None:
             return self._refuse("an IEP is required: targets, strategies, provision, staff")
-        return self._iep_ok(iep, event.kwargs["now"])
+        return self._iep_ok(iep, event.kwargs["now"], self._is_ehc_plan(event))
 
     def with_optional_iep(self, event: EventData) -> bool:
         iep = self._iep_input(event)
-        return iep is None or self._iep_ok(iep, event.kwargs["now"])
+        return iep is None or self._iep_ok(iep, event.kwargs["now"], self._is_ehc_plan(event))
 
-    def _iep_ok(self, iep: IepInput, now: datetime) -> bool:
+    def _is_ehc_plan(self, event: EventData) -> bool:
+        """Whether the plan a command brings is an EHC plan (reviewed annually)."""
+        name = event.event.name
+        if name == "ehc_finalise":
+            return True
+        outcome = getattr(self._cmd(event), "outcome", None)
+        return (
+            self.state.stage is EPL
+            and name == "record_review"
+            and outcome is not None
+            and (outcome is ReviewOutcome.CONTINUE)
+        )
+
+    def _iep_ok(self, iep: IepInput, now: datetime, ehc_plan: bool = False) -> bool:
         if not iep.targets or not all(
             _text(t.description) and _text(t.success_criterion) for t in iep.targets
         ):
@@ -395,12 +627,27 @@ class _Rules:
             return self._refuse("an IEP needs the provision to be put in place")
         if not iep.responsible or not all(_text(r) for r in iep.responsible):
             return self._refuse("an IEP needs the staff responsible for it")
+        policy = self.state.policy
+        if policy.is_2014:
+            if not _text(iep.expected_impact):
+                return self._refuse("a plan needs the expected impact on progress")
+            if not _text(iep.pupil_views):
+                return self._refuse("a plan records the pupil's own views")
         if iep.review_date is not None:
-            policy = self.state.policy
             today = policy.local_date(now)
-            latest = policy.latest_review_date(today, self.state.early_years)
+            latest = add_months(today, policy.review_months(self.state.early_years, ehc_plan))
             if iep.review_date <= today:
                 return self._refuse(f"the review date {iep.review_date} is not after today")
+            if ehc_plan and iep.review_date > latest:
+                return self._refuse(
+                    f"the review date {iep.review_date} is later than {latest}: an EHC plan "
+                    "is reviewed at least every 12 months"
+                )
+            if policy.is_2014 and iep.review_date > latest:
+                return self._refuse(
+                    f"the review date {iep.review_date} is later than {latest}: parents meet "
+                    "the school at least three times a year, so plans are reviewed termly"
+                )
             if iep.review_date > latest:
                 months = (
                     policy.max_review_months_early_years
@@ -469,11 +716,160 @@ class _Rules:
         return bool(self._cmd(event).outcome is ReviewOutcome.CLOSE)
 
     def when_assessment_pending(self, event: EventData) -> bool:
-        return self.state.stage is SAS or bool(self.state.open_referrals())
+        return self.state.stage in (SAS, EHC) or bool(self.state.open_referrals())
 
     def when_last_open_referral(self, event: EventData) -> bool:
         referral_id = self._cmd(event).referral_id
         return [r.referral_id for r in self.state.open_referrals()] == [referral_id]
+
+    # -- the 2014 Code ----------------------------------------------------------------------
+
+    def under_2001(self, event: EventData) -> bool:
+        if not self.state.policy.is_2014:
+            return True
+        if event.event.name == "move_to_code_2014":
+            return self._refuse("the journey already follows the 2014 Code (code_2014)")
+        return self._refuse(
+            f"this journey follows the 2014 Code, which has no {ACTION_WORDS[event.event.name]}"
+            ": use SEN Support and the EHC needs assessment"
+        )
+
+    def under_2014(self, event: EventData) -> bool:
+        if self.state.policy.is_2014:
+            return True
+        return self._refuse(
+            f"this journey follows the 2001 Code: {ACTION_WORDS[event.event.name]} needs "
+            "code_2014 (an admin moves journeys with `senflow migrate --to code_2014`)"
+        )
+
+    def by_local_authority(self, event: EventData) -> bool:
+        if self._actor(event).role is Role.LOCAL_AUTHORITY:
+            return True
+        return self._refuse(f"only the local authority may {ACTION_WORDS[event.event.name]}")
+
+    def by_admin(self, event: EventData) -> bool:
+        if self._actor(event).role is Role.ADMIN:
+            return True
+        return self._refuse(f"only an admin may {ACTION_WORDS[event.event.name]}")
+
+    def with_need(self, event: EventData) -> bool:
+        cmd: OpenSenSupportInput = self._cmd(event)
+        if not isinstance(cmd.primary_need, SenType):
+            return self._refuse("give the primary need as a census SEN type code")
+        if cmd.secondary_need is not None and (
+            not isinstance(cmd.secondary_need, SenType) or cmd.secondary_need is cmd.primary_need
+        ):
+            return self._refuse("the secondary need must be another census SEN type code")
+        return True
+
+    def with_local_authority(self, event: EventData) -> bool:
+        try:
+            check_opaque_id(self._cmd(event).local_authority_id, "local authority id")
+        except Refused as err:
+            return self._refuse(str(err))
+        return True
+
+    def to_code_2014(self, event: EventData) -> bool:
+        if self._cmd(event).to == CODE_2014:
+            return True
+        return self._refuse(f"journeys move to {CODE_2014} only")
+
+    def with_transfer_authority(self, event: EventData) -> bool:
+        if self.state.stage is not SAS:
+            return True
+        try:
+            check_opaque_id(self._cmd(event).local_authority_id, "local authority id")
+        except Refused:
+            return self._refuse(
+                "a statutory assessment moves to the EHC timeline: give the local authority's id"
+            )
+        return True
+
+    def escalation_is_an_ehc_request(self, event: EventData) -> bool:
+        return self._refuse(
+            "under the 2014 Code a review does not escalate: record the review, then request "
+            "an EHC needs assessment"
+        )
+
+    def when_yes(self, event: EventData) -> bool:
+        cmd = self._cmd(event)
+        return bool(getattr(cmd, "assess", None) is True or getattr(cmd, "issue", None) is True)
+
+    def when_no(self, event: EventData) -> bool:
+        cmd = self._cmd(event)
+        return bool(getattr(cmd, "assess", None) is False or getattr(cmd, "issue", None) is False)
+
+    def _ehc(self) -> EhcAssessment:
+        ehc = self.state.ehc()
+        assert ehc is not None, "an ehc_needs_assessment stage always has an open assessment"
+        return ehc
+
+    def ehc_decision_pending(self, event: EventData) -> bool:
+        if self._ehc().decided_to_assess is None:
+            return True
+        return self._refuse("the authority has already decided whether to assess")
+
+    def ehc_assessing(self, event: EventData) -> bool:
+        if self._ehc().decided_to_assess:
+            return True
+        return self._refuse("the authority has not yet decided to assess")
+
+    def ehc_before_draft(self, event: EventData) -> bool:
+        if self._ehc().draft_issued_at is None:
+            return True
+        return self._refuse("the draft plan has already been issued")
+
+    def ehc_draft_issued(self, event: EventData) -> bool:
+        if self._ehc().draft_issued_at is not None:
+            return True
+        return self._refuse("issue a draft plan first: parents comment on it before it is final")
+
+    def after_parent_comments(self, event: EventData) -> bool:
+        window = next(
+            (d for d in self._ehc().deadlines if d.kind is DeadlineKind.PARENT_COMMENTS), None
+        )
+        if window is None or window.status is not DeadlineStatus.PENDING:
+            return True
+        consultation = next(
+            (c for c in self.state.consultations if c.consultation_id == window.ref), None
+        )
+        if consultation is not None and consultation.status is not ConsultationStatus.OPEN:
+            return True
+        return self._refuse(
+            f"parents have until {window.due_on} to comment on the draft (15 calendar days)"
+        )
+
+    def with_adviser(self, event: EventData) -> bool:
+        cmd: EhcAdviceRequestInput = self._cmd(event)
+        try:
+            check_opaque_id(cmd.adviser_id, "adviser id")
+            check_opaque_id(cmd.kind, "kind of advice")
+        except Refused as err:
+            return self._refuse(str(err))
+        return True
+
+    def with_open_advice(self, event: EventData) -> bool:
+        advice_id = self._cmd(event).advice_id
+        ehc = self.state.ehc()
+        deadline = ehc.deadline(advice_id) if ehc is not None else None
+        if deadline is None or deadline.kind is not DeadlineKind.ADVICE:
+            return self._refuse(f"no advice request {advice_id!r}")
+        if deadline.met_at is not None:
+            return self._refuse(f"advice {advice_id} is already recorded")
+        return True
+
+    def ehc_clock_running(self, event: EventData) -> bool:
+        cmd: EhcPauseInput = self._cmd(event)
+        if self._ehc().paused() is not None:
+            return self._refuse("the EHC clock is already paused")
+        if not isinstance(cmd.reason, PauseReason):
+            return self._refuse("give the reason the regulations allow for the pause")
+        return True
+
+    def ehc_clock_paused(self, event: EventData) -> bool:
+        if self._ehc().paused() is not None:
+            return True
+        return self._refuse("the EHC clock is not paused")
 
 
 #: Behaviour added after journeys were recorded. The workflow switches each on with
@@ -690,6 +1086,521 @@ class Journey:
             step, f"referral {referral.referral_id} requested", referral.referral_id
         )
 
+    # -- the 2014 Code: SEN Support -----------------------------------------------------------
+
+    def open_sen_support(self, cmd: OpenSenSupportInput, now: datetime) -> ActionResult:
+        self.check("open_sen_support", cmd, now)  # refuse before touching anything
+        self.state.primary_need = cmd.primary_need
+        self.state.secondary_need = cmd.secondary_need
+        need = cmd.primary_need.value + (
+            f"/{cmd.secondary_need.value}" if cmd.secondary_need else ""
+        )
+        return self._stage_decision(
+            "open_sen_support",
+            cmd,
+            now,
+            f"opened SEN Support (need {need})",
+            cmd.evidence,
+            [],
+            iep=cmd.plan,
+        )
+
+    # -- the 2014 Code: the EHC needs assessment and its statutory clock ----------------------
+
+    def request_ehc_assessment(self, cmd: RequestEhcAssessmentInput, now: datetime) -> ActionResult:
+        s = self.state
+        ehc = EhcAssessment(
+            assessment_id=f"ehc-{s.step + 1}",
+            local_authority_id=cmd.local_authority_id,
+            requested_at=now,
+            requested_by=cmd.actor,
+        )
+
+        def start_clock() -> None:
+            s.ehc_assessments.append(ehc)
+            self._start_clock(ehc, now)
+
+        result = self._stage_decision(
+            "request_ehc_assessment",
+            cmd,
+            now,
+            "asked the local authority for an EHC needs assessment",
+            cmd.evidence,
+            [],
+            prepare=start_clock,
+        )
+        self._tell_authority(ehc, result.step, "ehc_request", "EHC needs assessment requested")
+        return result
+
+    def ehc_decide(self, cmd: EhcDecisionInput, now: datetime) -> ActionResult:
+        self.check("ehc_decide", cmd, now)
+        ehc = self._open_ehc()
+
+        def decided() -> None:
+            ehc.decided_to_assess = cmd.assess
+            self._meet(ehc, "decision", now)
+            if not cmd.assess:
+                ehc.outcome = EhcOutcome.NOT_ASSESSED
+
+        if cmd.assess:
+            decided()
+            return self._milestone(
+                cmd, now, ehc, "the authority decided to assess", cmd.reason, tell_parents=True
+            )
+        return self._stage_decision(
+            "ehc_decide",
+            cmd,
+            now,
+            "the authority decided not to assess",
+            cmd.reason,
+            [],
+            prepare=decided,
+        )
+
+    def ehc_request_advice(self, cmd: EhcAdviceRequestInput, now: datetime) -> ActionResult:
+        self.check("ehc_request_advice", cmd, now)
+        ehc = self._open_ehc()
+        advice_id = f"advice-{self.state.step + 1}"
+        self._add_deadline(
+            ehc,
+            now,
+            advice_id,
+            DeadlineKind.ADVICE,
+            f"{cmd.kind} advice from {cmd.adviser_id}",
+            self.state.policy.ehc_advice,
+            ref=cmd.adviser_id,
+        )
+        result = self._milestone(
+            cmd, now, ehc, f"asked {cmd.adviser_id} for {cmd.kind} advice", "", ref=advice_id
+        )
+        deadline = ehc.deadline(advice_id)
+        assert deadline is not None
+        self._notify(
+            result.step,
+            "ehc_advice_request",
+            Role.SPECIALIST,
+            [cmd.adviser_id],
+            f"Advice requested for an EHC needs assessment ({advice_id})",
+            [f"Please give your {cmd.kind} advice by {deadline.due_on}."],
+            {"advice_id": advice_id, "kind": cmd.kind, "due_on": deadline.due_on.isoformat()},
+        )
+        return ActionResult(**{**result.__dict__, "ref": advice_id})
+
+    def ehc_advice_received(self, cmd: EhcAdviceReceivedInput, now: datetime) -> ActionResult:
+        self.check("ehc_advice_received", cmd, now)
+        ehc = self._open_ehc()
+        self._meet(ehc, cmd.advice_id, now)
+        return self._milestone(cmd, now, ehc, f"advice {cmd.advice_id} received", "")
+
+    def ehc_draft(self, cmd: EhcDraftInput, now: datetime) -> ActionResult:
+        self.check("ehc_draft", cmd, now)
+        ehc = self._open_ehc()
+        if not cmd.issue:
+
+            def not_issued() -> None:
+                self._meet(ehc, "draft", now)
+                ehc.outcome = EhcOutcome.NOT_ISSUED
+
+            return self._stage_decision(
+                "ehc_draft",
+                cmd,
+                now,
+                "the authority decided not to issue a plan",
+                cmd.reason,
+                [],
+                prepare=not_issued,
+            )
+        assert cmd.plan is not None  # with_iep
+        self._fire("ehc_draft", cmd, now)
+        self._meet(ehc, "draft", now)
+        ehc.draft_issued_at = now
+        ehc.draft_plan = self._plan(cmd.plan, now, f"draft-{self.state.step + 1}", EPL)
+        step = self._next_step()
+        self._record(
+            step,
+            now,
+            EntryKind.EHC_MILESTONE,
+            cmd.actor,
+            "draft EHC plan issued",
+            reason=cmd.reason,
+        )
+        self._consult_parents(
+            step,
+            now,
+            "the draft EHC plan",
+            decides_phase=False,
+            deadline=self.state.policy.ehc_parent_comments,
+        )
+        consultation = self.state.consultations[-1]
+        window = self._add_deadline(
+            ehc,
+            now,
+            "parent-comments",
+            DeadlineKind.PARENT_COMMENTS,
+            "parents' comments on the draft plan",
+            self.state.policy.ehc_parent_comments,
+            ref=consultation.consultation_id,
+        )
+        window.due_at = consultation.deadline  # the same instant the consultation lapses
+        window.warned = True  # parents get the consultation reminder, not a deadline warning
+        return self._result(step, "draft EHC plan issued", consultation.consultation_id)
+
+    def ehc_finalise(self, cmd: EhcFinalInput, now: datetime) -> ActionResult:
+        ehc = self._open_ehc()
+
+        def issued() -> None:
+            self._meet(ehc, "final", now)
+            ehc.outcome = EhcOutcome.PLAN_ISSUED
+
+        return self._stage_decision(
+            "ehc_finalise",
+            cmd,
+            now,
+            "the authority issued the final EHC plan",
+            cmd.reason,
+            [],
+            iep=cmd.plan or _plan_input(ehc.draft_plan),
+            prepare=issued,
+        )
+
+    def pause_ehc_clock(self, cmd: EhcPauseInput, now: datetime) -> ActionResult:
+        self._fire("pause_ehc_clock", cmd, now)
+        ehc = self._open_ehc()
+        ehc.pauses.append(EhcPause(reason=cmd.reason, started_at=now, actor=cmd.actor))
+        step = self._entry(
+            now,
+            EntryKind.EHC_CLOCK_PAUSED,
+            cmd.actor,
+            f"EHC clock paused: {cmd.reason.value}",
+            ref=ehc.assessment_id,
+        )
+        return self._result(step, "EHC clock paused", ehc.assessment_id)
+
+    def resume_ehc_clock(self, cmd: EhcResumeInput, now: datetime) -> ActionResult:
+        self._fire("resume_ehc_clock", cmd, now)
+        ehc = self._open_ehc()
+        pause = ehc.paused()
+        assert pause is not None
+        pause.ended_at = now
+        length = now - pause.started_at
+        if not self.state.policy.short_clock:  # deadlines stay on whole days
+            length = timedelta(days=-(-length // timedelta(days=1)))
+        policy = self.state.policy
+        for d in ehc.pending():
+            if d.created_at > pause.started_at:
+                continue
+            if policy.short_clock:
+                d.due_at += length
+            else:  # by calendar days, so the breach stays at 08:00 local across a clock change
+                d.due_on += length
+                d.due_at = policy.due_instant(d.due_on + timedelta(days=1))
+            d.warn_at = d.due_at - policy.ehc_warning_lead
+            d.due_on = self._due_on(d.due_at)
+        step = self._entry(
+            now,
+            EntryKind.EHC_CLOCK_RESUMED,
+            cmd.actor,
+            f"EHC clock resumed after {self._span(length)} ({pause.reason.value}); "
+            "deadlines moved by the same",
+            ref=ehc.assessment_id,
+        )
+        return self._result(step, "EHC clock resumed", ehc.assessment_id)
+
+    # -- the 2014 Code: moving a 2001 journey in flight ---------------------------------------
+
+    def move_to_code_2014(self, cmd: MigrateInput, now: datetime) -> ActionResult:
+        self.check("move_to_code_2014", cmd, now)
+        s = self.state
+        before, label_before = s.stage, s.stage_label
+        self._fire("move_to_code_2014", cmd, now)
+        s.policy = s.policy.for_code(CODE_2014)
+        self._sync()
+        step = self._next_step()
+        summary = f"moved to the 2014 Code: {label_before} became {s.stage_label}"
+        if s.stage is not Stage.MONITORING:
+            s.primary_need = self._assessed_need()
+            summary += f" (need {s.primary_need.value})"
+            if s.iep is not None:
+                s.iep.kind = "sen_support_plan"  # carried over; its review date is kept
+        self._record(
+            step,
+            now,
+            EntryKind.DECISION,
+            cmd.actor,
+            summary,
+            reason=cmd.reason,
+            before=before,
+            after=s.stage,
+        )
+        if s.stage is EHC:
+            requested = next(
+                (e.at for e in reversed(s.timeline) if e.stage_after is SAS and e.stage_before),
+                now,
+            )
+            ehc = EhcAssessment(
+                assessment_id=f"ehc-{step}",
+                local_authority_id=cmd.local_authority_id,
+                requested_at=now,
+                requested_by=cmd.actor,
+                transferred_from=requested,
+            )
+            s.ehc_assessments.append(ehc)
+            self._start_clock(ehc, now)
+            self._tell_authority(ehc, step, "ehc_request", "statutory assessment transferred")
+        if before is not Stage.MONITORING:
+            facts: dict[str, Any] = {
+                "decision": summary,
+                "decided_on": self._day(now),
+                "stage_before": label_before,
+                "stage_after": s.stage_label,
+                "census_code": s.census_code,
+                "primary_need": s.primary_need.value if s.primary_need else "",
+            }
+            lines = [
+                "The SEN Code of Practice 2014 replaces School Action and School Action Plus "
+                "with one category, SEN Support.",
+                f"Your child's support moves from {label_before} to {s.stage_label}.",
+            ]
+            if s.iep is not None:
+                lines.append(
+                    f"The current plan continues; its review stays on {s.iep.review_date}."
+                )
+                facts.update(self._iep_facts(s.iep))
+            if s.stage is EHC:
+                lines.append(
+                    "The statutory assessment continues as an EHC needs assessment, on the new "
+                    "20-week timeline."
+                )
+            self._notify(
+                step,
+                "code_2014_transfer",
+                Role.PARENT,
+                list(s.parent_ids),
+                "Your child's SEN support under the new Code of Practice",
+                lines,
+                facts,
+            )
+        return self._result(step, summary)
+
+    def _assessed_need(self) -> SenType:
+        """The need a specialist recorded (the latest), or NSA: no specialist assessment."""
+        needs = [
+            r.need
+            for r in self.state.referrals
+            if r.status is ReferralStatus.COMPLETED and r.need is not None
+        ]
+        return needs[-1] if needs else SenType.NSA
+
+    # -- the EHC clock --------------------------------------------------------------------------
+
+    def _open_ehc(self) -> EhcAssessment:
+        ehc = self.state.ehc()
+        assert ehc is not None, "checked by the machine: the stage holds an open assessment"
+        return ehc
+
+    def _start_clock(self, ehc: EhcAssessment, now: datetime) -> None:
+        policy = self.state.policy
+        for deadline_id, kind, description, duration in (
+            (
+                "decision",
+                DeadlineKind.DECISION_TO_ASSESS,
+                "decision whether to assess",
+                policy.ehc_decision_to_assess,
+            ),
+            (
+                "draft",
+                DeadlineKind.DRAFT_OR_NOT_ISSUE,
+                "draft plan or decision not to issue",
+                policy.ehc_draft_or_not_issue,
+            ),
+            ("final", DeadlineKind.FINAL_PLAN, "final EHC plan", policy.ehc_final_plan),
+        ):
+            self._add_deadline(ehc, now, deadline_id, kind, description, duration)
+
+    def _add_deadline(
+        self,
+        ehc: EhcAssessment,
+        now: datetime,
+        deadline_id: str,
+        kind: DeadlineKind,
+        description: str,
+        duration: timedelta,
+        ref: str | None = None,
+    ) -> EhcDeadline:
+        """A deadline ``duration`` after ``now``. On the Code's clock it is met if the step is
+        taken any time on the due day; the breach is recorded the next school morning."""
+        policy = self.state.policy
+        if policy.short_clock:
+            due_at = now + duration
+        else:
+            due_at = policy.due_instant(policy.local_date(now + duration) + timedelta(days=1))
+        warn_at = due_at - policy.ehc_warning_lead
+        deadline = EhcDeadline(
+            deadline_id=deadline_id,
+            kind=kind,
+            description=description,
+            created_at=now,
+            due_at=due_at,
+            due_on=self._due_on(due_at),
+            warn_at=warn_at,
+            warned=warn_at <= now,
+            ref=ref,
+        )
+        ehc.deadlines.append(deadline)
+        return deadline
+
+    def _due_on(self, due_at: datetime) -> date:
+        policy = self.state.policy
+        if policy.short_clock:
+            return policy.local_date(due_at)
+        return policy.local_date(due_at) - timedelta(days=1)
+
+    def _meet(self, ehc: EhcAssessment, deadline_id: str, now: datetime) -> None:
+        deadline = ehc.deadline(deadline_id)
+        if deadline is not None and deadline.met_at is None:
+            deadline.met_at = now  # a breached deadline stays breached: met late
+            if deadline.status is DeadlineStatus.PENDING:
+                deadline.status = DeadlineStatus.MET
+
+    def _end_ehc(self, ehc: EhcAssessment, now: datetime) -> None:
+        if ehc.outcome is None:
+            ehc.outcome = EhcOutcome.WITHDRAWN
+        ehc.ended_at = now
+        pause = ehc.paused()
+        if pause is not None:
+            pause.ended_at = now
+        for d in ehc.pending():
+            d.status = DeadlineStatus.CANCELLED
+
+    def _milestone(
+        self,
+        cmd: Any,
+        now: datetime,
+        ehc: EhcAssessment,
+        summary: str,
+        reason: str,
+        ref: str | None = None,
+        tell_parents: bool = False,
+    ) -> ActionResult:
+        """A step in the assessment that leaves the stage as it is (already checked)."""
+        step = self._entry(
+            now,
+            EntryKind.EHC_MILESTONE,
+            cmd.actor,
+            summary,
+            reason=reason,
+            ref=ref or ehc.assessment_id,
+        )
+        if tell_parents:
+            self._notify(
+                step,
+                "ehc_milestone",
+                Role.PARENT,
+                list(self.state.parent_ids),
+                f"EHC needs assessment: {summary}",
+                [f"On {self._day(now)} {summary}."],
+                {"decision": summary, "decided_on": self._day(now)},
+            )
+        return self._result(step, summary, ref or ehc.assessment_id)
+
+    def _tell_authority(self, ehc: EhcAssessment, step: int, kind: str, subject: str) -> None:
+        s = self.state
+        self._notify(
+            step,
+            kind,
+            Role.LOCAL_AUTHORITY,
+            [ehc.local_authority_id],
+            f"{subject}: pupil {s.pupil_id} ({ehc.assessment_id})",
+            [f"Decide whether to assess by {d.due_on}." for d in ehc.deadlines[:1]]
+            + [f"Final plan due by {d.due_on}." for d in ehc.deadlines if d.deadline_id == "final"],
+            {
+                "assessment_id": ehc.assessment_id,
+                "deadlines": {d.deadline_id: d.due_on.isoformat() for d in ehc.deadlines},
+            },
+        )
+
+    def _ehc_on_time(self, now: datetime) -> None:
+        s = self.state
+        ehc = s.ehc()
+        if ehc is None or ehc.paused() is not None:
+            return
+        for d in ehc.pending():
+            if not d.warned and now >= d.warn_at and now < d.due_at:
+                d.warned = True
+                step = self._entry(
+                    now,
+                    EntryKind.EHC_DEADLINE_WARNING,
+                    SYSTEM_ACTOR,
+                    f"{d.description} due by {d.due_on}",
+                    ref=d.deadline_id,
+                )
+                self._ehc_alert(ehc, d, step, "ehc_deadline_warning", "due soon")
+            if now >= d.due_at:
+                d.warned = True
+                if d.kind is DeadlineKind.PARENT_COMMENTS:
+                    d.status = DeadlineStatus.LAPSED
+                    self._entry(
+                        now,
+                        EntryKind.EHC_PARENT_COMMENTS_CLOSED,
+                        SYSTEM_ACTOR,
+                        "parents' 15 days to comment on the draft plan have ended",
+                        ref=d.deadline_id,
+                    )
+                    continue
+                d.status = DeadlineStatus.BREACHED
+                d.breached_at = now
+                step = self._entry(
+                    now,
+                    EntryKind.EHC_DEADLINE_BREACHED,
+                    SYSTEM_ACTOR,
+                    f"statutory deadline missed: {d.description} (due {d.due_on})",
+                    ref=d.deadline_id,
+                )
+                self._ehc_alert(ehc, d, step, "ehc_deadline_breached", "deadline missed")
+
+    def _ehc_alert(
+        self, ehc: EhcAssessment, d: EhcDeadline, step: int, kind: str, what: str
+    ) -> None:
+        s = self.state
+        facts = {
+            "assessment_id": ehc.assessment_id,
+            "deadline": d.kind.value,
+            "description": d.description,
+            "due_on": d.due_on.isoformat(),
+        }
+        subject = f"EHC needs assessment {what}: {d.description} (pupil {s.pupil_id})"
+        lines = [f"{d.description}: due {d.due_on}."]
+        self._notify(
+            step, kind, Role.LOCAL_AUTHORITY, [ehc.local_authority_id], subject, lines, facts
+        )
+        self._notify(step, kind, Role.SENCO, [s.senco_id], subject, lines, facts)
+
+    def _ehc_wakeups(self) -> list[datetime]:
+        ehc = self.state.ehc()
+        if ehc is None or ehc.paused() is not None:
+            return []
+        return [d.due_at if d.warned else d.warn_at for d in ehc.pending()]
+
+    def _plan(self, spec: IepInput, now: datetime, plan_id: str, stage: Stage) -> Iep:
+        return Iep(
+            iep_id=plan_id,
+            targets=list(spec.targets),
+            strategies=list(spec.strategies),
+            provision=list(spec.provision),
+            review_date=spec.review_date or self.state.policy.local_date(now),
+            responsible=list(spec.responsible),
+            agreed_at=now,
+            stage=stage,
+            kind=PLAN_KINDS.get(stage, "iep"),
+            expected_impact=spec.expected_impact,
+            pupil_views=spec.pupil_views,
+        )
+
+    def _span(self, length: timedelta) -> str:
+        if self.state.policy.short_clock:
+            return f"{int(length.total_seconds())} s"
+        return f"{length.days} days"
+
     # -- replies (signals: never raise out of the workflow, see apply_reply) -----------------
 
     def complete_assessment(self, cmd: AssessmentCompletedInput, now: datetime) -> ActionResult:
@@ -700,6 +1611,7 @@ class Journey:
         referral.completed_at = now
         referral.summary = cmd.summary
         referral.recommendations = list(cmd.recommendations)
+        referral.need = cmd.need if isinstance(cmd.need, SenType) else None
         step = self._entry(
             now,
             EntryKind.ASSESSMENT_COMPLETED,
@@ -758,6 +1670,17 @@ class Journey:
         if not consultation.unanswered():
             consultation.status = ConsultationStatus.ANSWERED
             self._settle(consultation, now)
+            ehc = self.state.ehc()
+            window = next(
+                (
+                    d
+                    for d in (ehc.deadlines if ehc else [])
+                    if d.ref == consultation.consultation_id
+                ),
+                None,
+            )
+            if ehc is not None and window is not None:
+                self._meet(ehc, window.deadline_id, now)  # parents have commented on the draft
         if cmd.reply is not ParentReply.AGREE:
             self._notify(
                 step,
@@ -839,6 +1762,7 @@ class Journey:
         for c in s.open_consultations():
             candidates.append(c.deadline if c.reminder_sent else c.reminder_at)
         candidates += [r.next_chase_at for r in s.open_referrals()]
+        candidates += self._ehc_wakeups()
         return min(candidates) if candidates else None
 
     def on_time(self, now: datetime) -> bool:
@@ -961,6 +1885,7 @@ class Journey:
                     ref=c.consultation_id,
                 )
                 self._settle(c, now)
+        self._ehc_on_time(now)
         for r in s.open_referrals():
             if now >= r.next_chase_at:
                 r.chases += 1
@@ -1029,9 +1954,15 @@ class Journey:
         summary: str,
         reason: str,
         triggers: list[Trigger],
+        iep: IepInput | None = None,
+        prepare: Callable[[], None] | None = None,
     ) -> ActionResult:
+        """Fire a stage-changing trigger, run ``prepare`` (once the machine has agreed), record
+        the decision, agree the plan it brings and consult the parents."""
         before = self.state.stage
         self._fire(trigger, cmd, now)
+        if prepare is not None:
+            prepare()
         step = self._next_step()
         self._record(
             step,
@@ -1044,13 +1975,16 @@ class Journey:
             before=before,
             after=self.state.stage,
         )
-        self._after_stage_change(step, now, before, getattr(cmd, "iep", None), summary)
+        self._after_stage_change(step, now, before, iep or getattr(cmd, "iep", None), summary)
         return self._result(step, summary)
 
     def _after_stage_change(
         self, step: int, now: datetime, before: Stage, iep: IepInput | None, subject: str
     ) -> None:
         s = self.state
+        last = s.ehc_assessments[-1] if s.ehc_assessments else None
+        if last is not None and last.ended_at is None and s.stage is not EHC:
+            self._end_ehc(last, now)
         if iep is not None:
             self._agree_iep(step, now, iep)
         if s.stage is Stage.MONITORING:
@@ -1099,6 +2033,9 @@ class Journey:
             responsible=list(spec.responsible),
             agreed_at=now,
             stage=s.stage,
+            kind=PLAN_KINDS.get(s.stage, "iep"),
+            expected_impact=spec.expected_impact,
+            pupil_views=spec.pupil_views,
         )
         s.review_due_at = due
         s.next_review_date = review_date
@@ -1116,6 +2053,12 @@ class Journey:
         s = self.state
         policy = s.policy
         if review_date is not None:
+            return policy.due_instant(review_date), review_date
+        if s.stage is EPL:  # the annual review of an EHC plan
+            if policy.short_clock:
+                due = now + policy.ehc_review_interval
+                return due, policy.local_date(due)
+            review_date = add_months(policy.local_date(now), policy.max_review_months_ehc_plan)
             return policy.due_instant(review_date), review_date
         if policy.short_clock:
             due = now + policy.review_interval
@@ -1135,7 +2078,14 @@ class Journey:
         s.next_review_date = None
         s.overdue = False
 
-    def _consult_parents(self, step: int, now: datetime, subject: str, decides_phase: bool) -> None:
+    def _consult_parents(
+        self,
+        step: int,
+        now: datetime,
+        subject: str,
+        decides_phase: bool,
+        deadline: timedelta | None = None,
+    ) -> None:
         s = self.state
         # A newer stage decision supersedes the phase hold of an older one (it stays open).
         if decides_phase:
@@ -1147,7 +2097,7 @@ class Journey:
             step=step,
             parent_ids=list(s.parent_ids),
             opened_at=now,
-            deadline=now + s.policy.consultation_deadline,
+            deadline=now + (deadline or s.policy.consultation_deadline),
             reminder_at=now + s.policy.consultation_reminder_after,
             decides_phase=decides_phase,
         )
@@ -1331,6 +2281,23 @@ class Journey:
             summary=summary,
             ref=ref,
         )
+
+
+PLAN_KINDS = {SS: "sen_support_plan", EHC: "sen_support_plan", EPL: "ehc_plan"}
+
+
+def _plan_input(plan: Iep | None) -> IepInput | None:
+    """The draft EHC plan as the input for the final one (review date set afresh)."""
+    if plan is None:
+        return None
+    return IepInput(
+        targets=list(plan.targets),
+        strategies=list(plan.strategies),
+        provision=list(plan.provision),
+        responsible=list(plan.responsible),
+        expected_impact=plan.expected_impact,
+        pupil_views=plan.pupil_views,
+    )
 
 
 def check_start(cmd: StartJourneyInput) -> None:

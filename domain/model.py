@@ -1,4 +1,4 @@
-"""The words of the SEN Code of Practice 2001 as types.
+"""The words of the SEN Codes of Practice (2001, and the 2014 reform) as types.
 
 Enum values are stable API: they appear in the CLI, in search attributes and in recorded
 histories, so a value is never renamed (add a new member instead).
@@ -7,7 +7,7 @@ histories, so a value is never renamed (add a new member instead).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -20,6 +20,10 @@ class Stage(StrEnum):
     SCHOOL_ACTION_PLUS = "school_action_plus"
     STATUTORY_ASSESSMENT = "statutory_assessment"
     CLOSED = "closed"
+    # The 2014 Code: one school-based category, then the EHC needs assessment and plan.
+    SEN_SUPPORT = "sen_support"
+    EHC_NEEDS_ASSESSMENT = "ehc_needs_assessment"
+    EHC_PLAN = "ehc_plan"
 
 
 #: What a stage is called for a child under compulsory school age.
@@ -28,8 +32,69 @@ EARLY_YEARS_LABELS: dict[Stage, str] = {
     Stage.SCHOOL_ACTION_PLUS: "early_years_action_plus",
 }
 
-#: Stages that put a pupil on the SEN register (an IEP exists).
-REGISTER_STAGES = (Stage.SCHOOL_ACTION, Stage.SCHOOL_ACTION_PLUS, Stage.STATUTORY_ASSESSMENT)
+#: Stages that put a pupil on the SEN register (an IEP exists) under the 2001 Code ...
+REGISTER_STAGES_2001 = (Stage.SCHOOL_ACTION, Stage.SCHOOL_ACTION_PLUS, Stage.STATUTORY_ASSESSMENT)
+#: ... and under the 2014 Code (a plan exists: SEN Support plan or EHC plan).
+REGISTER_STAGES_2014 = (Stage.SEN_SUPPORT, Stage.EHC_NEEDS_ASSESSMENT, Stage.EHC_PLAN)
+REGISTER_STAGES = REGISTER_STAGES_2001 + REGISTER_STAGES_2014
+
+#: School census SEN provision codes. 2001: N none, A School Action, P Action Plus, S statement
+#: or statutory assessment. 2014: K SEN Support (an EHC needs assessment is made while the
+#: pupil is on SEN Support), E an EHC plan.
+CENSUS_CODES: dict[Stage, str] = {
+    Stage.MONITORING: "N",
+    Stage.SCHOOL_ACTION: "A",
+    Stage.SCHOOL_ACTION_PLUS: "P",
+    Stage.STATUTORY_ASSESSMENT: "S",
+    Stage.SEN_SUPPORT: "K",
+    Stage.EHC_NEEDS_ASSESSMENT: "K",
+    Stage.EHC_PLAN: "E",
+    Stage.CLOSED: "N",
+}
+
+
+class AreaOfNeed(StrEnum):
+    """The 2014 Code's four broad areas of need."""
+
+    COMMUNICATION_AND_INTERACTION = "communication_and_interaction"
+    COGNITION_AND_LEARNING = "cognition_and_learning"
+    SOCIAL_EMOTIONAL_MENTAL_HEALTH = "social_emotional_mental_health"
+    SENSORY_AND_OR_PHYSICAL = "sensory_and_or_physical"
+
+
+class SenType(StrEnum):
+    """School census SEN type codes (primary and optional secondary need)."""
+
+    SPLD = "SPLD"  # specific learning difficulty
+    MLD = "MLD"  # moderate learning difficulty
+    SLD = "SLD"  # severe learning difficulty
+    PMLD = "PMLD"  # profound and multiple learning difficulty
+    SEMH = "SEMH"  # social, emotional and mental health
+    SLCN = "SLCN"  # speech, language and communication needs
+    HI = "HI"  # hearing impairment
+    VI = "VI"  # visual impairment
+    MSI = "MSI"  # multi-sensory impairment
+    PD = "PD"  # physical disability
+    ASD = "ASD"  # autistic spectrum disorder
+    OTH = "OTH"  # other difficulty or disability
+    NSA = "NSA"  # SEN support but no specialist assessment of type of need
+
+    @property
+    def area(self) -> AreaOfNeed | None:
+        return SEN_TYPE_AREAS.get(self)
+
+
+SEN_TYPE_AREAS: dict[SenType, AreaOfNeed] = {
+    **dict.fromkeys(
+        (SenType.SPLD, SenType.MLD, SenType.SLD, SenType.PMLD), AreaOfNeed.COGNITION_AND_LEARNING
+    ),
+    SenType.SEMH: AreaOfNeed.SOCIAL_EMOTIONAL_MENTAL_HEALTH,
+    SenType.SLCN: AreaOfNeed.COMMUNICATION_AND_INTERACTION,
+    SenType.ASD: AreaOfNeed.COMMUNICATION_AND_INTERACTION,
+    **dict.fromkeys(
+        (SenType.HI, SenType.VI, SenType.MSI, SenType.PD), AreaOfNeed.SENSORY_AND_OR_PHYSICAL
+    ),
+}
 
 #: The ladder used by step-downs and escalations.
 STAGE_ORDER = (
@@ -79,6 +144,8 @@ class Role(StrEnum):
     ADMIN = "admin"
     AUDITOR = "auditor"
     SYSTEM = "system"  # timers: the journey itself, never a person
+    #: A local authority SEN caseworker who runs the EHC needs assessment (2014 Code).
+    LOCAL_AUTHORITY = "local_authority"
 
 
 class SpecialistKind(StrEnum):
@@ -140,6 +207,46 @@ class EntryKind(StrEnum):
     ASSESSMENT_COMPLETED = "assessment_completed"
     COMPULSORY_SCHOOL_AGE = "compulsory_school_age"
     REJECTED_MESSAGE = "rejected_message"
+    # The EHC needs assessment's statutory clock (2014 Code).
+    EHC_MILESTONE = "ehc_milestone"
+    EHC_DEADLINE_WARNING = "ehc_deadline_warning"
+    EHC_DEADLINE_BREACHED = "ehc_deadline_breached"
+    EHC_PARENT_COMMENTS_CLOSED = "ehc_parent_comments_closed"
+    EHC_CLOCK_PAUSED = "ehc_clock_paused"
+    EHC_CLOCK_RESUMED = "ehc_clock_resumed"
+
+
+class DeadlineKind(StrEnum):
+    """The statutory deadlines of an EHC needs assessment (SEND Regulations 2014)."""
+
+    DECISION_TO_ASSESS = "decision_to_assess"  # 6 weeks from the request
+    ADVICE = "advice"  # 6 weeks from asking each professional
+    DRAFT_OR_NOT_ISSUE = "draft_or_not_issue"  # 16 weeks: draft plan or decision not to issue
+    PARENT_COMMENTS = "parent_comments"  # parents' 15 calendar days on the draft
+    FINAL_PLAN = "final_plan"  # 20 weeks from the request
+
+
+class DeadlineStatus(StrEnum):
+    PENDING = "pending"
+    MET = "met"
+    BREACHED = "breached"  # passed with the step not taken (stays breached if taken later)
+    LAPSED = "lapsed"  # parents' window closed without comments: nobody's breach
+    CANCELLED = "cancelled"  # the assessment ended before the step was needed
+
+
+class PauseReason(StrEnum):
+    """Exceptions the regulations allow; the time is excluded from the clock."""
+
+    SETTING_CLOSED = "setting_closed"  # the school or college closed (4+ weeks around it)
+    CHILD_ABSENT = "child_absent"  # the child absent from the area for 4+ weeks
+    EXCEPTIONAL_PERSONAL_CIRCUMSTANCES = "exceptional_personal_circumstances"
+
+
+class EhcOutcome(StrEnum):
+    NOT_ASSESSED = "not_assessed"
+    NOT_ISSUED = "not_issued"
+    PLAN_ISSUED = "plan_issued"
+    WITHDRAWN = "withdrawn"  # the journey left the assessment another way
 
 
 @dataclass(frozen=True)
@@ -178,6 +285,11 @@ class Iep:
     stage: Stage
     reminder_sent: bool = False
     overdue_notice_sent: bool = False
+    #: "iep" (2001), "sen_support_plan" or "ehc_plan" (2014): the same record, reviewed alike.
+    kind: str = "iep"
+    #: 2014 plans: the expected impact on progress and the pupil's own views.
+    expected_impact: str = ""
+    pupil_views: str = ""
 
 
 @dataclass
@@ -233,6 +345,67 @@ class Referral:
     completed_at: datetime | None = None
     summary: str = ""
     recommendations: list[str] = field(default_factory=list)
+    #: The type of need the specialist assessed, when they say (used by the 2014 transfer).
+    need: SenType | None = None
+
+
+@dataclass
+class EhcDeadline:
+    deadline_id: str
+    kind: DeadlineKind
+    description: str
+    created_at: datetime
+    due_at: datetime  # the breach is recorded then; moved by each pause it lived through
+    due_on: date  # the last day the step is on time, as people see it
+    warn_at: datetime
+    status: DeadlineStatus = DeadlineStatus.PENDING
+    warned: bool = False
+    met_at: datetime | None = None
+    breached_at: datetime | None = None
+    ref: str | None = None  # the advice giver or the parents' consultation
+
+
+@dataclass
+class EhcPause:
+    reason: PauseReason
+    started_at: datetime
+    actor: Actor
+    ended_at: datetime | None = None
+
+
+@dataclass
+class EhcAssessment:
+    """A request to the local authority for an EHC needs assessment, with its statutory clock."""
+
+    assessment_id: str
+    local_authority_id: str
+    requested_at: datetime
+    requested_by: Actor
+    deadlines: list[EhcDeadline] = field(default_factory=list)
+    pauses: list[EhcPause] = field(default_factory=list)
+    decided_to_assess: bool | None = None
+    draft_issued_at: datetime | None = None
+    draft_plan: Iep | None = None  # what the draft proposed: the final plan unless amended
+    outcome: EhcOutcome | None = None
+    ended_at: datetime | None = None
+    #: Set when a 2001 statutory assessment moved to the 2014 timeline (the first request).
+    transferred_from: datetime | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.outcome is None
+
+    def paused(self) -> EhcPause | None:
+        return next((p for p in self.pauses if p.ended_at is None), None)
+
+    def paused_for(self, now: datetime) -> timedelta:
+        return sum(((p.ended_at or now) - p.started_at for p in self.pauses), timedelta())
+
+    def pending(self) -> list[EhcDeadline]:
+        return [d for d in self.deadlines if d.status is DeadlineStatus.PENDING]
+
+    def deadline(self, deadline_id: str) -> EhcDeadline | None:
+        return next((d for d in self.deadlines if d.deadline_id == deadline_id), None)
 
 
 @dataclass
@@ -306,6 +479,8 @@ class JourneyState:
     overdue: bool = False
     step: int = 0
     processed_reply_ids: list[str] = field(default_factory=list)
+    #: reply id -> digest of the reply it carried: the same id with other content is rejected.
+    reply_digests: dict[str, str] = field(default_factory=dict)
     outbox: list[Notice] = field(default_factory=list)
     close_reason: CloseReason | None = None
     closed_at: datetime | None = None
@@ -315,6 +490,20 @@ class JourneyState:
     year_group: str | None = None
     #: The last step written to the read model (the projection catches up to ``step``).
     projected_step: int = 0
+    #: 2014 Code: census SEN type of the primary (and optional secondary) need.
+    primary_need: SenType | None = None
+    secondary_need: SenType | None = None
+    #: EHC needs assessments, the last one current while ``open``.
+    ehc_assessments: list[EhcAssessment] = field(default_factory=list)
+
+    @property
+    def census_code(self) -> str:
+        return CENSUS_CODES[self.stage]
+
+    def ehc(self) -> EhcAssessment | None:
+        """The EHC needs assessment under way, if any."""
+        last = self.ehc_assessments[-1] if self.ehc_assessments else None
+        return last if last is not None and last.open else None
 
     def open_consultations(self) -> list[Consultation]:
         return [c for c in self.consultations if c.status is ConsultationStatus.OPEN]

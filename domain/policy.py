@@ -7,11 +7,14 @@ run a whole journey in minutes while production keeps the Code's terms and month
 from __future__ import annotations
 
 import calendar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 LONDON = "Europe/London"
+CODE_2001 = "code_2001"
+CODE_2014 = "code_2014"
+CODES = (CODE_2001, CODE_2014)
 
 
 @dataclass(frozen=True)
@@ -31,11 +34,24 @@ class Policy:
     #: Timers for a calendar date fire at this local hour, so notices arrive on the school day.
     local_hour: int = 8
     timezone: str = LONDON
+    # The 2014 Code (fields added later keep their defaults when an older history decodes).
+    #: EHC plans are reviewed at least every 12 months (the annual review).
+    max_review_months_ehc_plan: int = 12
+    #: The EHC needs assessment's statutory clock (SEND Regulations 2014, regs 5, 8, 10, 13).
+    ehc_decision_to_assess: timedelta = timedelta(weeks=6)
+    ehc_advice: timedelta = timedelta(weeks=6)
+    ehc_draft_or_not_issue: timedelta = timedelta(weeks=16)
+    ehc_parent_comments: timedelta = timedelta(days=15)
+    ehc_final_plan: timedelta = timedelta(weeks=20)
+    #: How far ahead of a statutory deadline the authority and the SENCO are warned.
+    ehc_warning_lead: timedelta = timedelta(weeks=1)
+    #: The annual review interval on a short (demo) clock; dates are used otherwise.
+    ehc_review_interval: timedelta = timedelta(weeks=52)
 
     @classmethod
-    def demo(cls, minute: timedelta = timedelta(minutes=1)) -> Policy:
+    def demo(cls, minute: timedelta = timedelta(minutes=1), name: str = "code_2001") -> Policy:
         """Every duration in minutes: a whole journey runs while you watch."""
-        return cls(
+        policy = cls(
             name="code_2001",
             review_interval=3 * minute,
             reminder_lead=1 * minute,
@@ -43,7 +59,51 @@ class Policy:
             consultation_deadline=2 * minute,
             consultation_reminder_after=1 * minute,
             referral_chase_interval=2 * minute,
+            ehc_decision_to_assess=6 * minute,
+            ehc_advice=6 * minute,
+            ehc_draft_or_not_issue=16 * minute,
+            ehc_parent_comments=2 * minute,
+            ehc_final_plan=20 * minute,
+            ehc_warning_lead=1 * minute,
+            ehc_review_interval=12 * minute,
         )
+        return policy.for_code(name)
+
+    @classmethod
+    def code_2014(cls) -> Policy:
+        return cls().for_code(CODE_2014)
+
+    @classmethod
+    def named(cls, name: str, minute: timedelta | None = None) -> Policy:
+        """The policy a configuration names (``code_2001`` or ``code_2014``)."""
+        if name not in CODES:
+            raise ValueError(f"unknown policy {name!r}: one of {', '.join(CODES)}")
+        return cls.demo(minute, name) if minute is not None else cls().for_code(name)
+
+    def for_code(self, name: str) -> Policy:
+        """The same clock (production or demo) under the rules of another Code."""
+        if name == CODE_2014:
+            # SEN Support: parents met at least three times a year, so plans are reviewed
+            # at least termly whatever the child's age.
+            return replace(
+                self,
+                name=CODE_2014,
+                max_review_months_school_age=4,
+                max_review_months_early_years=4,
+            )
+        if name == CODE_2001:
+            defaults = Policy()
+            return replace(
+                self,
+                name=CODE_2001,
+                max_review_months_school_age=defaults.max_review_months_school_age,
+                max_review_months_early_years=defaults.max_review_months_early_years,
+            )
+        raise ValueError(f"unknown policy {name!r}: one of {', '.join(CODES)}")
+
+    @property
+    def is_2014(self) -> bool:
+        return self.name == CODE_2014
 
     @property
     def short_clock(self) -> bool:
@@ -62,10 +122,15 @@ class Policy:
         return local.astimezone(UTC)
 
     def latest_review_date(self, agreed_on: date, early_years: bool) -> date:
-        months = (
+        return add_months(agreed_on, self.review_months(early_years))
+
+    def review_months(self, early_years: bool, ehc_plan: bool = False) -> int:
+        """The longest a plan may run before its review."""
+        if ehc_plan:
+            return self.max_review_months_ehc_plan
+        return (
             self.max_review_months_early_years if early_years else self.max_review_months_school_age
         )
-        return add_months(agreed_on, months)
 
 
 def add_months(day: date, months: int) -> date:

@@ -222,3 +222,22 @@ class Contact(Base):
     role: Mapped[str] = mapped_column(Code)
     display_name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str | None] = mapped_column(String(320))
+
+
+#: Everything ``records rebuild`` may empty and write again from Temporal's histories. Any
+#: other table (contacts, users and tokens, the archive) holds what Temporal never had.
+PROJECTED_TABLES = frozenset(
+    {
+        "pupils",
+        "journeys",
+        "stage_changes",
+        "ieps",
+        "iep_targets",
+        "reviews",
+        "review_progress",
+        "consultations",
+        "consultation_responses",
+        "referrals",
+        "messages_sent",
+    }
+)

@@ -4,24 +4,21 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from domain.model import CENSUS_CODES as DOMAIN_CENSUS_CODES
+from domain.model import REGISTER_STAGES
 from records import models as m
 
-#: School census SEN provision codes (2001 Code): N none, A School Action, P Action Plus,
-#: S statement / statutory assessment.
-CENSUS_CODES = {
-    "monitoring": "N",
-    "school_action": "A",
-    "school_action_plus": "P",
-    "statutory_assessment": "S",
-}
-REGISTER = ("school_action", "school_action_plus", "statutory_assessment")
+#: School census SEN provision codes by stage: N/A/P/S under the 2001 Code (S: statement or
+#: statutory assessment), N/K/E under the 2014 Code (see domain.model.CENSUS_CODES).
+CENSUS_CODES = {stage.value: code for stage, code in DOMAIN_CENSUS_CODES.items()}
+REGISTER = tuple(stage.value for stage in REGISTER_STAGES)
 MONTHS = ("Sep", "Oct", "Nov", "Dec", "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug")
 
 Row = dict[str, Any]
@@ -90,11 +87,19 @@ def reviews(
     return sorted(rows, key=lambda r: (order[r["status"]], r["days_until"], r["pupil"]))
 
 
-def referral_waits(session: Session, now: datetime) -> list[Row]:
-    """Waiting times by specialist kind: completed (median, 90th percentile) and still open."""
+def referral_waits(
+    session: Session, now: datetime, schools: Collection[str] | None = None
+) -> list[Row]:
+    """Waiting times by specialist kind: completed (median, 90th percentile) and still open.
+    ``schools``: only referrals of those schools' pupils (an admin's local authority)."""
     waits: dict[str, list[float]] = defaultdict(list)
     open_waits: dict[str, list[float]] = defaultdict(list)
-    for r in session.scalars(select(m.Referral)):
+    query = select(m.Referral)
+    if schools is not None:
+        query = query.join(m.Journey, m.Journey.workflow_id == m.Referral.workflow_id).where(
+            m.Journey.school_id.in_(list(schools))
+        )
+    for r in session.scalars(query):
         if r.completed_at is not None:
             waits[r.kind].append(_days(r.completed_at - r.requested_at))
         elif r.status == "open":

@@ -2,7 +2,8 @@
 
 Temporal is the source of truth: the state of a running journey comes from its ``state``
 query, a closed journey's from the result recorded in its history, and the letters sent from
-the completed ``send_notice`` activities in the histories of every run.
+the completed ``send_notice`` activities in the histories of every run. Once retention has
+deleted a closed journey from Temporal, its histories come from the archive (issue 10).
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHistory
+from temporalio.converter import DataConverter
+from temporalio.service import RPCError, RPCStatusCode
 
 from activities.notices import SendNoticeInput, SendNoticeResult
 from domain.model import EntryKind, JourneyState
@@ -41,10 +44,24 @@ class Difference:
     found: Any
 
 
+class ArchivedJourneys(Protocol):
+    """Closed journeys Temporal has deleted (``archive.store.Archive``)."""
+
+    def journey_ids(self) -> list[str]: ...
+
+    def latest_runs(self, workflow_id: str) -> list[tuple[str, WorkflowHistory]] | None: ...
+
+    def history(self, workflow_id: str, run_id: str) -> WorkflowHistory | None: ...
+
+
 async def read_journeys(
-    client: Client, progress: Progress | None = None, where: str | None = None
+    client: Client,
+    progress: Progress | None = None,
+    where: str | None = None,
+    archive: ArchivedJourneys | None = None,
 ) -> list[Source]:
-    """Every journey Temporal knows (``where``: an extra visibility filter)."""
+    """Every journey Temporal knows (``where``: an extra visibility filter), and every
+    journey the archive holds that Temporal no longer does."""
     executions: dict[str, list[Any]] = {}
     query = "WorkflowType = 'PupilJourney'" + (f" AND {where}" if where else "")
     async for wf in client.list_workflows(query):
@@ -52,18 +69,78 @@ async def read_journeys(
     if progress:
         progress("reading journeys from Temporal", len(executions))
     sources = []
+    gone: set[str] = set()  # deleted by retention while visibility still listed it
     for workflow_id, runs in sorted(executions.items()):
-        runs.sort(key=lambda r: r.start_time)
-        latest = runs[-1]
-        state = await _state_of(client, workflow_id, latest)
-        if state is not None:
-            source = Source(workflow_id, state)
-            for run in _chain(runs):
-                source.messages += await _messages(client, workflow_id, run.run_id)
-            sources.append(source)
+        try:
+            found = await _temporal_source(client, archive, workflow_id, runs)
+        except RPCError as err:
+            if err.status is not RPCStatusCode.NOT_FOUND or archive is None:
+                raise
+            gone.add(workflow_id)
+            found = None
+        if found is not None:
+            sources.append(found)
         if progress:
             progress("", 0)
+    if archive is not None:
+        for workflow_id in archive.journey_ids():
+            if workflow_id in executions and workflow_id not in gone:
+                continue
+            archived_runs = archive.latest_runs(workflow_id) or []
+            archived = await _archived_source(client.data_converter, workflow_id, archived_runs)
+            if archived is not None:
+                sources.append(archived)
     return sources
+
+
+async def _temporal_source(
+    client: Client, archive: ArchivedJourneys | None, workflow_id: str, runs: list[Any]
+) -> Source | None:
+    runs.sort(key=lambda r: r.start_time)
+    state = await _state_of(client, workflow_id, runs[-1])
+    if state is None:
+        return None
+    source = Source(workflow_id, state)
+    chain = _chain(runs)
+    for run in chain:
+        source.messages += await _messages(client, workflow_id, run.run_id)
+    if archive is not None:  # earlier runs of this journey Temporal has deleted
+        for history in await _expired_runs(client, archive, workflow_id, chain[-1]):
+            source.messages += await _messages_in(client.data_converter, workflow_id, history)
+    return source
+
+
+async def _expired_runs(
+    client: Client, archive: ArchivedJourneys, workflow_id: str, earliest: Any
+) -> list[WorkflowHistory]:
+    """The archived runs this journey continued from before its earliest run in Temporal."""
+    history = await client.get_workflow_handle(workflow_id, run_id=earliest.run_id).fetch_history()
+    found = []
+    previous = history.events[0].workflow_execution_started_event_attributes
+    while previous.continued_execution_run_id:
+        older = archive.history(workflow_id, previous.continued_execution_run_id)
+        if older is None:
+            break  # not archived either: nothing more to read
+        found.append(older)
+        previous = older.events[0].workflow_execution_started_event_attributes
+    return found
+
+
+async def _archived_source(
+    converter: DataConverter, workflow_id: str, runs: list[tuple[str, WorkflowHistory]]
+) -> Source | None:
+    if not runs:
+        return None
+    last = runs[-1][1].events[-1]
+    if last.event_type is not EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
+        return None  # terminated or failed: nothing trustworthy to project (as above)
+    payloads = last.workflow_execution_completed_event_attributes.result.payloads
+    [state] = await converter.decode(payloads, [JourneyState])
+    assert isinstance(state, JourneyState)
+    source = Source(workflow_id, state)
+    for _, history in runs:
+        source.messages += await _messages_in(converter, workflow_id, history)
+    return source
 
 
 def _chain(runs: list[Any]) -> list[Any]:
@@ -93,15 +170,19 @@ async def _state_of(client: Client, workflow_id: str, run: Any) -> JourneyState 
 
 async def _messages(client: Client, workflow_id: str, run_id: str) -> list[m.MessageSent]:
     history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+    return await _messages_in(client.data_converter, workflow_id, history)
+
+
+async def _messages_in(
+    converter: DataConverter, workflow_id: str, history: WorkflowHistory
+) -> list[m.MessageSent]:
     scheduled: dict[int, tuple[SendNoticeInput, datetime]] = {}
     rows = []
     for event in history.events:
         if event.event_type is EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             attrs = event.activity_task_scheduled_event_attributes
             if attrs.activity_type.name == "send_notice":
-                [value] = await client.data_converter.decode(
-                    attrs.input.payloads, [SendNoticeInput]
-                )
+                [value] = await converter.decode(attrs.input.payloads, [SendNoticeInput])
                 # the activity stamps a message with its scheduled time: the same here
                 scheduled[event.event_id] = (value, event.event_time.ToDatetime(tzinfo=UTC))
         elif event.event_type is EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
@@ -109,7 +190,7 @@ async def _messages(client: Client, workflow_id: str, run_id: str) -> list[m.Mes
             if done.scheduled_event_id not in scheduled:
                 continue
             sent, sent_at = scheduled[done.scheduled_event_id]
-            [result] = await client.data_converter.decode(done.result.payloads, [SendNoticeResult])
+            [result] = await converter.decode(done.result.payloads, [SendNoticeResult])
             rows.append(
                 m.MessageSent(
                     workflow_id=workflow_id,
@@ -125,14 +206,16 @@ async def _messages(client: Client, workflow_id: str, run_id: str) -> list[m.Mes
 
 
 def rebuild(engine: Engine, sources: list[Source], progress: Progress | None = None) -> int:
-    """Drop every table, migrate, and project every journey again. Returns journeys written."""
-    m.Base.metadata.drop_all(engine)
-    with engine.begin() as connection:
-        connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+    """Empty the tables projected from Temporal and project every journey again, in one
+    transaction. Tables Temporal cannot give back (contacts, users, the archive) are kept.
+    Returns journeys written."""
     migrate(engine)
     if progress:
         progress("rebuilding the read model", len(sources))
     with sessions(engine).begin() as session:
+        for table in reversed(m.Base.metadata.sorted_tables):
+            if table.name in m.PROJECTED_TABLES:
+                session.execute(table.delete())
         for source in sources:
             project(session, source.workflow_id, source.state)
             for row in source.messages:

@@ -230,3 +230,85 @@ async def two_year_journey(
         unanswered,
         referral_id,
     )
+
+
+# -- a mixed population of code_2001 journeys, left in flight (migration, recorded histories) --
+
+
+async def agree_all(client: Client, pupil_id: str) -> None:
+    """Every parent agrees to every open consultation."""
+    state = await state_of(client, pupil_id)
+    for consultation in state.open_consultations():
+        for parent in consultation.unanswered():
+            await parent_reply(
+                client, pupil_id, consultation.consultation_id, parent, ParentReply.AGREE
+            )
+
+
+async def at_school_action(
+    client: Client, settings: Settings, pupil_id: str, school_id: str = "school-1"
+) -> None:
+    """School Action with the plan agreed: ``school_action`` / ``iep_active``."""
+    await starter.start_journey(client, settings, start_cmd(pupil_id, school_id=school_id))
+    await starter.act(
+        client,
+        pupil_id,
+        "open_school_action",
+        OpenSchoolActionInput(
+            SENCO, [Trigger.SA_LITERACY_MATHS], "reading age 18 months behind", iep()
+        ),
+    )
+    await agree_all(client, pupil_id)
+
+
+async def awaiting_assessment(
+    client: Client, settings: Settings, pupil_id: str, school_id: str = "school-1"
+) -> str:
+    """Action Plus with an EP referral open: ``school_action_plus`` / ``awaiting_assessment``.
+    Returns the referral id."""
+    await at_school_action(client, settings, pupil_id, school_id)
+    await starter.act(
+        client,
+        pupil_id,
+        "record_review",
+        RecordReviewInput(
+            SENCO,
+            ReviewOutcome.ESCALATE,
+            progress("little"),
+            "little progress despite the IEP",
+            iep("action plus"),
+            [Trigger.AP_LITERACY_MATHS],
+        ),
+    )
+    await agree_all(client, pupil_id)
+    result = await starter.act(
+        client,
+        pupil_id,
+        "refer",
+        ReferInput(SENCO, SpecialistKind.EDUCATIONAL_PSYCHOLOGIST, EP.id, "why is decoding slow?"),
+    )
+    assert result.ref is not None
+    await agree_all(client, pupil_id)
+    return result.ref
+
+
+async def in_statutory_assessment(
+    client: Client, settings: Settings, pupil_id: str, school_id: str = "school-1"
+) -> None:
+    """A statutory assessment requested after the EP's report: ``statutory_assessment``."""
+    referral_id = await awaiting_assessment(client, settings, pupil_id, school_id)
+    await starter.reply(
+        client,
+        pupil_id,
+        "assessment_completed",
+        AssessmentCompletedInput(
+            f"report-{pupil_id}", referral_id, EP, "phonological processing difficulty"
+        ),
+    )
+    await starter.act(
+        client,
+        pupil_id,
+        "request_statutory_assessment",
+        RequestStatutoryAssessmentInput(SENCO, "needs exceed school provision"),
+    )
+    await agree_all(client, pupil_id)

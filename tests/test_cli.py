@@ -30,6 +30,12 @@ def test_the_diagram_is_drawn_from_the_transition_table(capsys: pytest.CaptureFi
         ["start", "p1"],
         ["open-school-action", "p1", "--target", "no criterion"],
         ["frobnicate"],
+        ["open-sen-support", "p1", "--need", "DYSLEXIA"],
+        ["ehc-pause", "p1", "--reason", "holiday"],
+        ["ehc-decide", "p1", "--assess", "maybe"],
+        ["migrate", "--to", "code_2030"],
+        ["migrate"],
+        ["start", "p1", "--policy", "code_1994"],
     ],
 )
 def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -67,3 +73,21 @@ def test_settings_come_from_the_environment() -> None:
     assert (s.temporal_address, s.task_queue) == ("t:7233", "q")
     assert s.outbox_dir == Path("/var/senflow/outbox")
     assert s.database_url == "sqlite:////var/senflow/records.db"
+
+
+def test_a_migration_must_be_run_by_an_admin(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("TEMPORAL_ADDRESS", "127.0.0.1:1")
+    with pytest.raises(SystemExit) as exit_:
+        starter.main(["migrate", "--to", "code_2014", "--actor", "senco-1", "--role", "senco"])
+    assert exit_.value.code == 2 and "admin" in capsys.readouterr().err
+
+
+def test_the_default_code_comes_from_the_environment() -> None:
+    from settings import Settings
+
+    assert Settings.from_env({"SENFLOW_POLICY": "code_2014"}).policy == "code_2014"
+    assert Settings.from_env({}).policy == "code_2001"
+    with pytest.raises(ValueError, match="SENFLOW_POLICY"):
+        Settings.from_env({"SENFLOW_POLICY": "code_1994"})

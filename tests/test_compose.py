@@ -98,6 +98,8 @@ async def test_the_setup_and_healthcheck_commands_work_against_a_real_server() -
         ).stdout
         for name, kind in SEARCH_ATTRIBUTES.items():
             assert re.search(rf"{name}\s+{kind}", listed), listed
+        described = _shell("temporal operator namespace describe --namespace default", shell_env)
+        assert re.search(r"WorkflowExecutionRetentionTtl\s+720h0m0s", described.stdout)
         health = services["temporal"]["healthcheck"]["test"][1].replace("$$(hostname -i)", "")
         health = health.replace("--address :7233", f"--address {address}")
         assert _shell(health, shell_env).returncode == 0

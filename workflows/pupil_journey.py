@@ -9,6 +9,7 @@ histories in tests/histories/ (gate behaviour changes behind ``workflow.patched`
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -24,22 +25,39 @@ with workflow.unsafe.imports_passed_through():
         ActionResult,
         AssessmentCompletedInput,
         CloseInput,
+        EhcAdviceReceivedInput,
+        EhcAdviceRequestInput,
+        EhcDecisionInput,
+        EhcDraftInput,
+        EhcFinalInput,
+        EhcPauseInput,
+        EhcResumeInput,
         EscalateInput,
+        MigrateInput,
         OpenSchoolActionInput,
+        OpenSenSupportInput,
         ParentRespondedInput,
         PupilJourneyInput,
         RecordNoteInput,
         RecordReviewInput,
         ReferInput,
         Refused,
+        RequestEhcAssessmentInput,
         RequestStatutoryAssessmentInput,
         StepDownInput,
+        check_input,
         check_opaque_id,
     )
     from domain.journey import FEATURE_REVIEW_INVITATIONS, Journey
     from domain.model import Actor, JourneyState, Role, Stage, TimelineEntry
     from domain.policy import school_year_start
-    from workflows.search_attributes import SEN_NEXT_REVIEW, SEN_OVERDUE, SEN_SCHOOL, SEN_STAGE
+    from workflows.search_attributes import (
+        SEN_CODE,
+        SEN_NEXT_REVIEW,
+        SEN_OVERDUE,
+        SEN_SCHOOL,
+        SEN_STAGE,
+    )
 
 C = TypeVar("C")
 
@@ -54,6 +72,13 @@ MAX_REMEMBERED_REPLIES = 1000
 READ_MODEL_PATCH = "read-model-projection"
 #: (domain feature, patch id): parents invited to each IEP review (issue 4).
 FEATURE_PATCHES = ((FEATURE_REVIEW_INVITATIONS, "parents-invited-to-reviews"),)
+#: The 2014 reform: journeys publish the Code they follow (``SenCode``), so admins can find
+#: the journeys still to move. Runs recorded before it replay without that upsert.
+SEN_CODE_PATCH = "sen-code-search-attribute"
+#: Replies (signals) are held to the same input limits as school actions (text length, list
+#: sizes, an opaque actor), and a reply id reused for a different reply is rejected instead
+#: of silently dropped. Replies in older runs replay as they were applied.
+STRICT_REPLIES_PATCH = "strict-replies"
 
 
 def workflow_id(pupil_id: str) -> str:
@@ -88,6 +113,7 @@ class PupilJourney:
         self._version = 0
         self._published: tuple[Any, ...] | None = None
         self._projecting = False
+        self._publish_code = False
 
     @property
     def _state(self) -> JourneyState:
@@ -97,6 +123,7 @@ class PupilJourney:
     async def run(self, input: PupilJourneyInput) -> JourneyState:
         if self._start_error is not None:
             raise ApplicationError(self._start_error, type="Refused", non_retryable=True)
+        self._publish_code = workflow.patched(SEN_CODE_PATCH)
         self._publish()
         pumps = [asyncio.create_task(self._deliver_notices())]
         self._projecting = workflow.patched(READ_MODEL_PATCH)
@@ -191,16 +218,19 @@ class PupilJourney:
         """Keep search attributes and memo current. Each change emits a command, so a replay
         that diverges in the domain (a changed guard) fails loudly instead of silently."""
         s = self._state
-        current = (s.stage, s.school_id, s.review_due_at, s.overdue, s.machine_state, s.step)
+        code = s.policy.name if self._publish_code else None
+        current = (s.stage, s.school_id, s.review_due_at, s.overdue, s.machine_state, s.step, code)
         if current == self._published:
             return
         previous, self._published = self._published, current
-        if previous is None or previous[:4] != current[:4]:
+        if previous is None or previous[:4] != current[:4] or previous[6] != current[6]:
             updates: list[SearchAttributeUpdate[Any]] = [
                 SEN_STAGE.value_set(s.stage.value),
                 SEN_SCHOOL.value_set(s.school_id),
                 SEN_OVERDUE.value_set(s.overdue),
             ]
+            if code is not None:
+                updates.append(SEN_CODE.value_set(code))
             if s.review_due_at is not None:
                 updates.append(SEN_NEXT_REVIEW.value_set(s.review_due_at))
             elif previous is not None and previous[2] is not None:
@@ -219,6 +249,8 @@ class PupilJourney:
         return result
 
     def _validate(self, trigger: str, cmd: object) -> None:
+        # Validators never run on replay, so new input limits apply here without a patch.
+        check_input(cmd)
         self._journey.check(trigger, cmd, workflow.now())
 
     # -- school actions: updates with validators -------------------------------------------
@@ -287,6 +319,88 @@ class PupilJourney:
     def _check_close(self, cmd: CloseInput) -> None:
         self._validate("close", cmd)
 
+    # -- the 2014 Code: SEN Support, the EHC needs assessment, moving journeys ----------------
+
+    @workflow.update
+    def open_sen_support(self, cmd: OpenSenSupportInput) -> ActionResult:
+        return self._act(self._journey.open_sen_support, cmd)
+
+    @open_sen_support.validator
+    def _check_open_sen_support(self, cmd: OpenSenSupportInput) -> None:
+        self._validate("open_sen_support", cmd)
+
+    @workflow.update
+    def request_ehc_assessment(self, cmd: RequestEhcAssessmentInput) -> ActionResult:
+        return self._act(self._journey.request_ehc_assessment, cmd)
+
+    @request_ehc_assessment.validator
+    def _check_request_ehc_assessment(self, cmd: RequestEhcAssessmentInput) -> None:
+        self._validate("request_ehc_assessment", cmd)
+
+    @workflow.update
+    def ehc_decide(self, cmd: EhcDecisionInput) -> ActionResult:
+        return self._act(self._journey.ehc_decide, cmd)
+
+    @ehc_decide.validator
+    def _check_ehc_decide(self, cmd: EhcDecisionInput) -> None:
+        self._validate("ehc_decide", cmd)
+
+    @workflow.update
+    def ehc_request_advice(self, cmd: EhcAdviceRequestInput) -> ActionResult:
+        return self._act(self._journey.ehc_request_advice, cmd)
+
+    @ehc_request_advice.validator
+    def _check_ehc_request_advice(self, cmd: EhcAdviceRequestInput) -> None:
+        self._validate("ehc_request_advice", cmd)
+
+    @workflow.update
+    def ehc_advice_received(self, cmd: EhcAdviceReceivedInput) -> ActionResult:
+        return self._act(self._journey.ehc_advice_received, cmd)
+
+    @ehc_advice_received.validator
+    def _check_ehc_advice_received(self, cmd: EhcAdviceReceivedInput) -> None:
+        self._validate("ehc_advice_received", cmd)
+
+    @workflow.update
+    def ehc_draft(self, cmd: EhcDraftInput) -> ActionResult:
+        return self._act(self._journey.ehc_draft, cmd)
+
+    @ehc_draft.validator
+    def _check_ehc_draft(self, cmd: EhcDraftInput) -> None:
+        self._validate("ehc_draft", cmd)
+
+    @workflow.update
+    def ehc_finalise(self, cmd: EhcFinalInput) -> ActionResult:
+        return self._act(self._journey.ehc_finalise, cmd)
+
+    @ehc_finalise.validator
+    def _check_ehc_finalise(self, cmd: EhcFinalInput) -> None:
+        self._validate("ehc_finalise", cmd)
+
+    @workflow.update
+    def pause_ehc_clock(self, cmd: EhcPauseInput) -> ActionResult:
+        return self._act(self._journey.pause_ehc_clock, cmd)
+
+    @pause_ehc_clock.validator
+    def _check_pause_ehc_clock(self, cmd: EhcPauseInput) -> None:
+        self._validate("pause_ehc_clock", cmd)
+
+    @workflow.update
+    def resume_ehc_clock(self, cmd: EhcResumeInput) -> ActionResult:
+        return self._act(self._journey.resume_ehc_clock, cmd)
+
+    @resume_ehc_clock.validator
+    def _check_resume_ehc_clock(self, cmd: EhcResumeInput) -> None:
+        self._validate("resume_ehc_clock", cmd)
+
+    @workflow.update
+    def move_to_code_2014(self, cmd: MigrateInput) -> ActionResult:
+        return self._act(self._journey.move_to_code_2014, cmd)
+
+    @move_to_code_2014.validator
+    def _check_move_to_code_2014(self, cmd: MigrateInput) -> None:
+        self._validate("move_to_code_2014", cmd)
+
     # -- replies: signals that record, never raise ------------------------------------------
 
     @workflow.signal
@@ -295,6 +409,7 @@ class PupilJourney:
         if cmd is not None:
             self._reply(
                 "assessment_completed",
+                cmd,
                 cmd.reply_id,
                 cmd.actor,
                 lambda: self._journey.complete_assessment(cmd, workflow.now()),
@@ -306,6 +421,7 @@ class PupilJourney:
         if cmd is not None:
             self._reply(
                 "parent_responded",
+                cmd,
                 cmd.reply_id,
                 Actor(id=cmd.parent_id, role=Role.PARENT),
                 lambda: self._journey.parent_responded(cmd, workflow.now()),
@@ -321,20 +437,37 @@ class PupilJourney:
             self._reject(name, f"malformed message: {type(err).__name__}", UNKNOWN_SENDER)
             return None
 
-    def _reply(self, name: str, reply_id: str, actor: Actor, apply: Callable[[], object]) -> None:
+    def _reply(
+        self, name: str, cmd: object, reply_id: str, actor: Actor, apply: Callable[[], object]
+    ) -> None:
+        strict = workflow.patched(STRICT_REPLIES_PATCH)
+        digest = hashlib.sha256(repr(cmd).encode()).hexdigest()[:16]
         try:
             check_opaque_id(reply_id, "reply id")
+            if strict:
+                check_input(cmd)
             if reply_id in self._state.processed_reply_ids:
+                seen = self._state.reply_digests.get(reply_id)
+                if strict and seen is not None and seen != digest:
+                    raise Refused(f"reply id {reply_id} was already used for a different reply")
                 return  # the same reply delivered twice (e.g. a client retry): already applied
             apply()
         except Refused as err:
-            self._reject(name, str(err), actor if isinstance(actor, Actor) else UNKNOWN_SENDER)
+            # a sender named by something other than an opaque id is not written to history
+            known = isinstance(actor, Actor) and _opaque(actor.id)
+            self._reject(name, str(err), actor if known else UNKNOWN_SENDER)
             return
         except Exception as err:  # never let a reply fail the workflow task
             self._reject(name, f"could not apply: {type(err).__name__}", UNKNOWN_SENDER)
             return
         self._state.processed_reply_ids.append(reply_id)
         del self._state.processed_reply_ids[:-MAX_REMEMBERED_REPLIES]
+        if strict:
+            kept = set(self._state.processed_reply_ids)
+            digests = self._state.reply_digests
+            digests[reply_id] = digest
+            for old in [k for k in digests if k not in kept]:
+                del digests[old]
         self._changed()
 
     def _reject(self, name: str, reason: str, actor: Actor) -> None:
@@ -351,6 +484,14 @@ class PupilJourney:
     @workflow.query
     def timeline(self) -> list[TimelineEntry]:
         return self._state.timeline
+
+
+def _opaque(value: object) -> bool:
+    try:
+        check_opaque_id(value, "id")  # type: ignore[arg-type]
+    except Refused:
+        return False
+    return True
 
 
 def _placeholder(input: PupilJourneyInput) -> Any:

@@ -9,18 +9,29 @@ from datetime import timedelta
 
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from domain.commands import (
     AssessmentCompletedInput,
     CloseInput,
+    EhcAdviceReceivedInput,
+    EhcAdviceRequestInput,
+    EhcDecisionInput,
+    EhcDraftInput,
+    EhcFinalInput,
+    EhcPauseInput,
+    EhcResumeInput,
     EscalateInput,
+    IepInput,
+    MigrateInput,
     OpenSchoolActionInput,
+    OpenSenSupportInput,
     ParentRespondedInput,
     RecordNoteInput,
     RecordReviewInput,
     ReferInput,
     Refused,
+    RequestEhcAssessmentInput,
     RequestStatutoryAssessmentInput,
     StartJourneyInput,
     StepDownInput,
@@ -32,13 +43,16 @@ from domain.model import (
     CloseReason,
     EntryKind,
     ParentReply,
+    PauseReason,
     ReviewOutcome,
     Role,
+    SenType,
     SpecialistKind,
     Stage,
     TargetProgress,
     Trigger,
 )
+from domain.policy import Policy
 from scenarios import T0, iep
 
 # Weighted towards plausible school actions, so sequences reach Action Plus and beyond;
@@ -288,3 +302,118 @@ JourneyMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestJourneyProperties = JourneyMachine.TestCase
+
+
+# -- the 2014 Code, and journeys moved to it in flight ---------------------------------------
+
+LA = Actor("la-7", Role.LOCAL_AUTHORITY)
+STEPS_2014 = st.sampled_from(
+    ["decide", "advice", "advice_received", "draft", "final", "pause", "resume"]
+)
+
+
+def plan_2014() -> IepInput:
+    spec = iep()
+    spec.expected_impact, spec.pupil_views = "reading age up six months", "likes the TA"
+    return spec
+
+
+class Journey2014Machine(JourneyMachine):
+    """Half the journeys start under the 2014 Code; the rest may be moved to it at any point."""
+
+    @initialize(start_2014=st.booleans())
+    def choose_the_code(self, start_2014: bool) -> None:
+        if start_2014:
+            self.journey.state.policy = Policy.code_2014()
+        event(f"started under {self.journey.state.policy.name}")
+
+    @rule(
+        role=st.sampled_from([Role.ADMIN, Role.ADMIN, Role.SENCO]), la=st.sampled_from(["la-7", ""])
+    )
+    def move_to_2014(self, role: Role, la: str) -> None:
+        self.attempt(
+            self.journey.move_to_code_2014,
+            MigrateInput(Actor("admin-1", role), "2014 Code", local_authority_id=la),
+        )
+
+    @rule()
+    def a_school_and_authority_following_the_2014_code(self) -> None:
+        senco, s = Actor("senco-1", Role.SENCO), self.journey.state
+        if s.stage is Stage.MONITORING:
+            self.attempt(
+                self.journey.open_sen_support,
+                OpenSenSupportInput(senco, SenType.SPLD, "evidence", plan_2014()),
+            )
+        elif s.stage is Stage.SEN_SUPPORT:
+            self.attempt(
+                self.journey.request_ehc_assessment,
+                RequestEhcAssessmentInput(senco, "la-7", "evidence"),
+            )
+        elif s.stage is Stage.EHC_NEEDS_ASSESSMENT:
+            ehc = s.ehc()
+            assert ehc is not None
+            if ehc.decided_to_assess is None:
+                self.attempt(self.journey.ehc_decide, EhcDecisionInput(LA, True, "assess"))
+            elif ehc.draft_issued_at is None:
+                self.attempt(self.journey.ehc_draft, EhcDraftInput(LA, True, "d", plan_2014()))
+            else:
+                self.attempt(self.journey.ehc_finalise, EhcFinalInput(LA, "final"))
+
+    @rule(role=ROLES, need=st.sampled_from([*SenType, "dyslexia"]), evidence=TEXT)
+    def open_sen_support(self, role: Role, need: SenType, evidence: str) -> None:
+        self.attempt(
+            self.journey.open_sen_support,
+            OpenSenSupportInput(Actor("senco-1", role), need, evidence, plan_2014()),
+        )
+
+    @rule(role=ROLES, evidence=TEXT, la=st.sampled_from(["la-7", "", "la 7"]))
+    def request_ehc(self, role: Role, evidence: str, la: str) -> None:
+        self.attempt(
+            self.journey.request_ehc_assessment,
+            RequestEhcAssessmentInput(Actor("senco-1", role), la, evidence),
+        )
+
+    @rule(step=STEPS_2014, by_la=MOSTLY, yes=MOSTLY, reason=TEXT)
+    def ehc_step(self, step: str, by_la: bool, yes: bool, reason: str) -> None:
+        actor = LA if by_la else Actor("senco-1", Role.SENCO)
+        j = self.journey
+        ehc = j.state.ehc()
+        if ehc is None:  # no assessment under way: the machine refuses every step
+            self.attempt(j.ehc_decide, EhcDecisionInput(actor, yes, reason))
+            return
+        advice = next((d.deadline_id for d in ehc.deadlines if d.kind.value == "advice"), "x")
+        attempts = {
+            "decide": (j.ehc_decide, EhcDecisionInput(actor, yes, reason)),
+            "advice": (j.ehc_request_advice, EhcAdviceRequestInput(actor, "ep-2", "health")),
+            "advice_received": (j.ehc_advice_received, EhcAdviceReceivedInput(actor, advice)),
+            "draft": (j.ehc_draft, EhcDraftInput(actor, yes, reason, plan_2014())),
+            "final": (j.ehc_finalise, EhcFinalInput(actor, reason or "final")),
+            "pause": (j.pause_ehc_clock, EhcPauseInput(actor, PauseReason.SETTING_CLOSED)),
+            "resume": (j.resume_ehc_clock, EhcResumeInput(actor)),
+        }
+        self.attempt(*attempts[step])
+
+    @invariant()
+    def an_open_ehc_assessment_exactly_in_that_stage(self) -> None:
+        s = self.journey.state
+        assert (s.ehc() is not None) == (s.stage is Stage.EHC_NEEDS_ASSESSMENT), s.stage
+        for ehc in s.ehc_assessments:
+            if not ehc.open:
+                assert ehc.ended_at is not None and not ehc.pending()
+
+    @invariant()
+    def the_code_decides_the_stages(self) -> None:
+        s = self.journey.state
+        old = (Stage.SCHOOL_ACTION, Stage.SCHOOL_ACTION_PLUS, Stage.STATUTORY_ASSESSMENT)
+        new = (Stage.SEN_SUPPORT, Stage.EHC_NEEDS_ASSESSMENT, Stage.EHC_PLAN)
+        assert s.stage not in (new if s.policy.name == "code_2001" else old), s.stage
+        event(f"reached {s.stage.value} under {s.policy.name}")
+
+
+Journey2014Machine.TestCase.settings = settings(
+    max_examples=60,
+    stateful_step_count=50,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestJourney2014Properties = Journey2014Machine.TestCase

@@ -53,7 +53,7 @@ class Cli:
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cli, Path]]:
     state = tmp_path_factory.mktemp("senflow-state")
-    port, ui_port = free_port(), free_port()
+    port, ui_port, api_port = free_port(), free_port(), free_port()
     env = {
         **os.environ,
         "SENFLOW_STATE_DIR": str(state),
@@ -62,7 +62,16 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cli, Pat
         "SENFLOW_HEARTBEAT_FILE": str(state / "worker.alive"),
     }
     up = subprocess.Popen(
-        [SENFLOW, "up", "--port", str(port), "--ui-port", str(ui_port)],
+        [
+            SENFLOW,
+            "up",
+            "--port",
+            str(port),
+            "--ui-port",
+            str(ui_port),
+            "--api-port",
+            str(api_port),
+        ],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -223,3 +232,20 @@ def test_a_journey_from_concern_to_action_plus_through_the_cli(service) -> None:
 
     usage = cli("review", pupil, *SENCO, "--outcome", "sideways")
     assert usage.returncode == 2
+
+
+@pytest.mark.e2e
+def test_make_run_sets_the_retention_and_schedules_the_archiver(service) -> None:
+    cli, _ = service
+    deadline = time.monotonic() + 30
+    while (status := cli("archive", "status", "--json")).returncode != 0:
+        # the worker creates the schedule as it starts
+        assert time.monotonic() < deadline, status.stdout + status.stderr
+        time.sleep(0.5)
+    shown = json.loads(status.stdout)
+    assert shown["retention"] == 30 * 24 * 3600  # SENFLOW_RETENTION_DAYS' default, in seconds
+    assert shown["schedule"]["schedule_id"] == "senflow-archiver"
+    assert shown["schedule"]["every"] == 3600 and not shown["schedule"]["paused"]
+    assert shown["dangerous"] == [] and shown["problems"] == []
+    done = cli("archive", "run")
+    assert done.returncode == 0 and "archived" in done.stdout, done.stderr

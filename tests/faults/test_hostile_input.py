@@ -8,8 +8,8 @@ timeline as rejected, with a reason; a CLI command exits 1 (refused) or 2 (usage
 reason on stderr. No workflow task may fail. The table runs against FAULTS_BAD_INPUT_COPIES
 (3) copies of each journey at once.
 
-Known defects are tests of their own at the end, marked ``xfail(strict=True)``: each states
-what should happen and fails today; fixing the code turns it into an unexpected pass.
+The defects this tier found are tests of their own at the end: each was a strict xfail until
+the code was fixed (docs/decisions.md, input limits) and now passes.
 """
 
 from __future__ import annotations
@@ -191,7 +191,7 @@ UPDATES: list[Case] = [
         "monitoring",
         "open_school_action",
         lambda i: open_sa(iep=plan(strategies=[HUGE])),
-        "teaching strategy",
+        r"strategies\[0\] is 1000000 characters; the limit is 4000",
     ),
     Case(
         "monitoring", "record_note", lambda i: {"actor": TEACHER_J, "note": ""}, "cannot be empty"
@@ -443,8 +443,13 @@ SIGNALS: list[Case] = [
         "no consultation",
     ),
     Case("school_action", "parent_responded", reply(parent_id="stranger-1"), "was not consulted"),
-    Case("school_action", "parent_responded", reply(comments=LONG), "limited to 4000 characters"),
-    Case("school_action", "parent_responded", reply(comments=HUGE), "limited to 4000 characters"),
+    Case(
+        "school_action",
+        "parent_responded",
+        reply(comments=LONG),
+        "comments is 4001 characters; the limit is 4000",
+    ),
+    Case("school_action", "parent_responded", reply(comments=HUGE), "the limit is 4000"),
     Case("school_action", "parent_responded", reply(reply_id="../x"), "reply id must be an opaque"),
     Case("school_action", "parent_responded", reply(reply_id=""), "reply id must be an opaque"),
     Case("school_action", "assessment_completed", report(), "no referral"),
@@ -641,7 +646,10 @@ async def test_every_bad_reply_is_recorded_as_rejected_with_a_reason(
     async def one_copy(copy: dict[str, Prepared]) -> None:
         for case in SIGNALS:
             target = copy[case.target]
-            await starter.reply(client, target.pupil, case.message, case.payload(target.ids))
+            # Raw signals, as any client could send them: the CLI's and API's own checks
+            # refuse much of this before it leaves; the journey must cope with the rest.
+            handle = client.get_workflow_handle(f"pupil-{target.pupil}")
+            await handle.signal(case.message, case.payload(target.ids))
 
     await asyncio.gather(*(one_copy(c) for c in world.copies))
     wrong = []
@@ -994,17 +1002,15 @@ async def test_every_cli_command_refuses_bad_input_with_a_reason_and_the_right_e
     figures["CLI invocations refused (exit 1 or 2, reason on stderr)"] = len(cases)
 
 
-# -- known defects: each should pass once fixed; strict, so a fix is noticed -----------------
+# -- defects this tier found, fixed (each was a strict xfail until its fix landed) ----------
 
 
-@pytest.mark.xfail(strict=True, reason="domain: over-long text is refused as if it were empty")
 async def test_over_long_text_is_refused_as_too_long_not_as_missing(world: World) -> None:
     pupil = world.copies[0]["monitoring"].pupil
     with pytest.raises(Refused, match="4000"):
         await starter.act(world.client, pupil, "record_note", RecordNoteInput(TEACHER, LONG))
 
 
-@pytest.mark.xfail(strict=True, reason="domain: actor ids are not checked as opaque references")
 async def test_an_actor_id_that_is_not_an_opaque_reference_is_refused(world: World) -> None:
     pupil = world.copies[0]["monitoring"].pupil
     note = {"actor": {"id": "Mrs Jane Smith", "role": "class_teacher"}, "note": "n"}
@@ -1012,14 +1018,12 @@ async def test_an_actor_id_that_is_not_an_opaque_reference_is_refused(world: Wor
         await starter.act(world.client, pupil, "record_note", note)
 
 
-@pytest.mark.xfail(strict=True, reason="domain: review notes have no length limit")
 async def test_a_review_with_a_megabyte_of_notes_is_refused(world: World) -> None:
     pupil = world.copies[0]["school_action"].pupil
     with pytest.raises(Refused):
         await starter.act(world.client, pupil, "record_review", review(notes=HUGE, actor=TEACHER_J))
 
 
-@pytest.mark.xfail(strict=True, reason="domain: a reused reply id with other content vanishes")
 async def test_a_reply_reusing_another_replys_id_is_recorded_as_rejected(world: World) -> None:
     pupil, consultation = await fresh_school_action(world)
     first = ParentRespondedInput("reused-1", consultation, "parent-a", ParentReply.AGREE)
@@ -1033,7 +1037,6 @@ async def test_a_reply_reusing_another_replys_id_is_recorded_as_rejected(world: 
     assert "parent-b" in heard or any("reused-1" in e.reason for e in rejected)
 
 
-@pytest.mark.xfail(strict=True, reason="CLI: a date of birth in the future is accepted")
 async def test_a_date_of_birth_in_the_future_is_refused(
     world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -1061,11 +1064,6 @@ async def test_a_date_of_birth_in_the_future_is_refused(
     assert await asyncio.to_thread(starter.main, argv) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an update over Temporal's 2 MB payload limit fails workflow tasks (TMPRL1103) and "
-    "blocks the journey's other actions for ~20 s; the caller gets an RPCError, not a refusal",
-)
 async def test_an_update_over_the_payload_limit_is_refused_without_failing_a_workflow_task(
     world: World,
 ) -> None:
@@ -1097,8 +1095,10 @@ async def test_a_signal_over_the_payload_limit_is_refused_by_the_server_and_chan
     copy = world.copies[0]
     pupil, ids = copy["school_action"].pupil, copy["school_action"].ids
     before = await event_count(world.client, pupil)
-    with pytest.raises(RPCError, match="size exceeds limit"):
-        await starter.reply(
-            world.client, pupil, "parent_responded", reply(comments="z" * 3_000_000)(ids)
-        )
+    oversized = reply(comments="z" * 3_000_000)(ids)
+    with pytest.raises(Refused, match="limit"):  # the CLI's and API's function refuses it
+        await starter.reply(world.client, pupil, "parent_responded", oversized)
+    handle = world.client.get_workflow_handle(f"pupil-{pupil}")
+    with pytest.raises(RPCError, match="size exceeds limit"):  # and so does the server
+        await handle.signal("parent_responded", oversized)
     assert await event_count(world.client, pupil) == before

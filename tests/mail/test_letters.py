@@ -183,3 +183,49 @@ async def test_without_an_address_on_file_the_letter_is_kept_for_a_person(
     assert result.channel == "undeliverable"
     assert smtp_server.sink.messages == []
     assert len(list((tmp_path / "outbox" / "undeliverable").glob("*.eml"))) == 1
+
+
+def test_every_2014_notice_has_a_text_and_an_html_letter() -> None:
+    from domain.commands import (
+        EhcAdviceRequestInput,
+        EhcDecisionInput,
+        MigrateInput,
+        RequestStatutoryAssessmentInput,
+    )
+    from domain.model import Actor, Role
+
+    journey = at_action_plus_with_referral("p8", completed_after=3)
+    journey.request_statutory_assessment(
+        RequestStatutoryAssessmentInput(SENCO, "needs exceed provision"), T0 + timedelta(days=16)
+    )
+    journey.move_to_code_2014(
+        MigrateInput(Actor("admin-1", Role.ADMIN), "2014 Code", local_authority_id="la-7"),
+        T0 + timedelta(days=20),
+    )
+    la = Actor("la-7", Role.LOCAL_AUTHORITY)
+    journey.ehc_decide(EhcDecisionInput(la, True, "assess"), T0 + timedelta(days=21))
+    journey.ehc_request_advice(EhcAdviceRequestInput(la, "ep-2", "educational_psychologist"), T0)
+    while (wake := journey.next_wakeup()) is not None and wake < T0 + timedelta(days=200):
+        journey.on_time(wake)
+    found: dict[str, Notice] = {}
+    for notice in journey.state.outbox:
+        found.setdefault(notice.kind, notice)
+    kinds = {
+        "code_2014_transfer",
+        "ehc_request",
+        "ehc_milestone",
+        "ehc_advice_request",
+        "ehc_deadline_warning",
+        "ehc_deadline_breached",
+    }
+    assert kinds <= set(found)
+    for kind in kinds:
+        text, html = render_bodies(found[kind])
+        assert html is not None and html.startswith("<!DOCTYPE html>"), kind
+        assert found[kind].facts["pupil_ref"] in text, kind
+        assert "{{" not in text and "None" not in text, (kind, text)
+    transfer, _ = render_bodies(found["code_2014_transfer"])
+    assert "School Action Plus to sen_support" not in transfer  # a statutory assessment ...
+    assert "EHC needs assessment" in transfer  # ... continues on the EHC timeline
+    request, _ = render_bodies(found["ehc_request"])
+    assert "final EHC plan by 2027-02-14" in request  # 20 weeks from the transfer on 27 Sept

@@ -1,0 +1,1 @@
+"""senflow over HTTP: FastAPI on the same application functions as the CLI."""

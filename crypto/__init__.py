@@ -1,0 +1,1 @@
+"""Secrets at rest: payload encryption (Temporal codec) and hashed API tokens."""

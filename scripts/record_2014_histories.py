@@ -1,0 +1,129 @@
+"""Record journeys under the 2014 Code as golden histories — on purpose, never from tests.
+
+    .venv/bin/python scripts/record_2014_histories.py v5   # tests/histories/v5_code_2014_*.json
+
+Two journeys on the time-skipping server with today's code: one started under code_2014 that
+runs an EHC needs assessment through a pause, a missed deadline and a final plan; one started
+under code_2001 at School Action and moved to the 2014 Code in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+import starter
+from domain.commands import (
+    EhcDecisionInput,
+    EhcDraftInput,
+    EhcFinalInput,
+    EhcPauseInput,
+    EhcResumeInput,
+    IepInput,
+    MigrateInput,
+    OpenSenSupportInput,
+    RequestEhcAssessmentInput,
+)
+from domain.model import Actor, PauseReason, Role, SenType, Target
+from domain.policy import Policy
+from journeys import SENCO, agree_all, at_school_action, start_cmd, time_skipping_server
+from settings import Settings
+from worker import build_worker
+
+OUT = ROOT / "tests" / "histories"
+LA = Actor("la-7", Role.LOCAL_AUTHORITY)
+WEEK = timedelta(weeks=1)
+
+
+def plan() -> IepInput:
+    return IepInput(
+        [Target("use a picture board", "unprompted 3x a day")],
+        ["visual timetable"],
+        ["SALT 1x30 minutes a week"],
+        ["teacher-1"],
+        expected_impact="fewer incidents at transitions",
+        pupil_views="likes the picture board",
+    )
+
+
+async def main(prefix: str) -> None:
+    env = await time_skipping_server()
+    scratch = Path(tempfile.mkdtemp(prefix="senflow-record-"))
+    settings = Settings(
+        task_queue=f"record-{uuid.uuid4()}",
+        outbox_dir=scratch / "outbox",
+        database_url=f"sqlite:///{scratch}/records.db",
+        auto_migrate=True,
+    )
+    client = env.client
+    try:
+        async with build_worker(client, settings):
+            await starter.start_journey(
+                client, settings, start_cmd("golden-2014", policy=Policy.code_2014())
+            )
+            act = starter.act
+            await act(
+                client,
+                "golden-2014",
+                "open_sen_support",
+                OpenSenSupportInput(SENCO, SenType.SLCN, "language screen", plan()),
+            )
+            await agree_all(client, "golden-2014")
+            await act(
+                client,
+                "golden-2014",
+                "request_ehc_assessment",
+                RequestEhcAssessmentInput(SENCO, "la-7", "little progress"),
+            )
+            await agree_all(client, "golden-2014")
+            await at_school_action(client, settings, "golden-moved")
+            await env.sleep(5 * WEEK)
+            await act(client, "golden-2014", "ehc_decide", EhcDecisionInput(LA, True, "assess"))
+            await act(
+                client,
+                "golden-2014",
+                "pause_ehc_clock",
+                EhcPauseInput(LA, PauseReason.CHILD_ABSENT),
+            )
+            await act(
+                client,
+                "golden-moved",
+                "move_to_code_2014",
+                MigrateInput(Actor("admin-1", Role.ADMIN), "the 2014 Code is in force"),
+            )
+            await env.sleep(4 * WEEK)
+            await act(client, "golden-2014", "resume_ehc_clock", EhcResumeInput(LA))
+            await env.sleep(11 * WEEK + timedelta(days=3))  # the draft deadline is missed
+            await act(client, "golden-2014", "ehc_draft", EhcDraftInput(LA, True, "d", plan()))
+            await agree_all(client, "golden-2014")
+            await act(client, "golden-2014", "ehc_finalise", EhcFinalInput(LA, "final"))
+            for pupil, label in (("golden-2014", "ehc_assessment"), ("golden-moved", "moved")):
+                state = await starter.show(client, pupil)
+                for _ in range(200):
+                    if not state.outbox and state.projected_step >= state.step:
+                        break
+                    await asyncio.sleep(0.05)
+                    state = await starter.show(client, pupil)
+                history = await client.get_workflow_handle(f"pupil-{pupil}").fetch_history()
+                path = OUT / f"{prefix}_code_2014_{label}.json"
+                path.write_text(history.to_json())
+                print(
+                    f"wrote {path.relative_to(ROOT)}: {state.machine_state}, "
+                    f"{len(history.events)} events"
+                )
+                await client.get_workflow_handle(f"pupil-{pupil}").terminate("recorded")
+    finally:
+        await env.shutdown()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    asyncio.run(main(sys.argv[1]))
