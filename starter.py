@@ -151,7 +151,7 @@ def _initial_search_attributes(cmd: StartJourneyInput) -> TypedSearchAttributes:
 async def act(client: Client, pupil_id: str, update: str, cmd: object) -> ActionResult:
     """Run one school action (a validated update). Refused → ``Refused`` with the reason."""
     check_opaque_id(pupil_id, "pupil id")
-    await _check_request(client, cmd)
+    _check_request(client, cmd)
     handle = client.get_workflow_handle(workflow_id(pupil_id))
     try:
         result: ActionResult = await handle.execute_update(
@@ -167,7 +167,7 @@ async def act(client: Client, pupil_id: str, update: str, cmd: object) -> Action
 async def reply(client: Client, pupil_id: str, signal: str, cmd: object) -> None:
     """Deliver a parent's or specialist's reply (a signal). The journey records bad ones."""
     check_opaque_id(pupil_id, "pupil id")
-    await _check_request(client, cmd)
+    _check_request(client, cmd)
     handle = client.get_workflow_handle(workflow_id(pupil_id))
     try:
         await handle.signal(signal, cmd)
@@ -180,11 +180,12 @@ async def reply(client: Client, pupil_id: str, signal: str, cmd: object) -> None
 MAX_REQUEST_BYTES = 256 * 1024
 
 
-async def _check_request(client: Client, cmd: object) -> None:
+def _check_request(client: Client, cmd: object) -> None:
     """Refuse, before Temporal sees it, what the journey would refuse for its size alone."""
     if is_dataclass(cmd) or isinstance(cmd, dict):
         check_input(cmd)
-    payloads = await client.data_converter.encode([cmd])
+    # the plain payload (no codec): sizing it must not encrypt every action a second time
+    payloads = client.data_converter.payload_converter.to_payloads([cmd])
     size = sum(p.ByteSize() for p in payloads)
     if size > MAX_REQUEST_BYTES:
         raise Refused(f"the request is {size} bytes; the limit is {MAX_REQUEST_BYTES}")

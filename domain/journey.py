@@ -263,7 +263,7 @@ TRANSITIONS: list[dict[str, Any]] = [
             "dest": state_name(stage, WAIT_A),
             "conditions": ["when_assessment_pending"],
         }
-        for stage in (AP, SAS)
+        for stage in (AP, SAS, SS, EHC)
     ],
     *[
         {
@@ -271,20 +271,17 @@ TRANSITIONS: list[dict[str, Any]] = [
             "source": state_name(stage, WAIT_P),
             "dest": state_name(stage, ACTIVE),
         }
-        for stage in (SA, AP)
+        for stage in (SA, AP, SS, EPL)
     ],
-    {
-        "trigger": "complete_assessment",
-        "source": state_name(AP, WAIT_A),
-        "dest": state_name(AP, ACTIVE),
-        "conditions": ["by_assigned_specialist", "when_last_open_referral"],
-    },
-    {  # (before the catch-all below: the first passing transition wins)
-        "trigger": "complete_assessment",
-        "source": state_name(SS, WAIT_A),
-        "dest": state_name(SS, ACTIVE),
-        "conditions": ["by_assigned_specialist", "when_last_open_referral"],
-    },
+    *[
+        {  # (before the catch-all below: the first passing transition wins)
+            "trigger": "complete_assessment",
+            "source": state_name(stage, WAIT_A),
+            "dest": state_name(stage, ACTIVE),
+            "conditions": ["by_assigned_specialist", "when_last_open_referral"],
+        }
+        for stage in (AP, SS)
+    ],
     {
         "trigger": "complete_assessment",
         "source": OPEN_STATES,
@@ -340,23 +337,6 @@ TRANSITIONS: list[dict[str, Any]] = [
         "dest": state_name(SS, WAIT_P),
         "conditions": ["by_senco", "with_reason", "with_optional_iep"],
     },
-    *[
-        {
-            "trigger": "parents_settled",
-            "source": state_name(stage, WAIT_P),
-            "dest": state_name(stage, WAIT_A),
-            "conditions": ["when_assessment_pending"],
-        }
-        for stage in (SS, EHC)
-    ],
-    *[
-        {
-            "trigger": "parents_settled",
-            "source": state_name(stage, WAIT_P),
-            "dest": state_name(stage, ACTIVE),
-        }
-        for stage in (SS, EPL)
-    ],
     {
         "trigger": "request_ehc_assessment",
         "source": _all(SS),
@@ -1394,9 +1374,7 @@ class Journey:
     # -- the EHC clock --------------------------------------------------------------------------
 
     def _open_ehc(self) -> EhcAssessment:
-        ehc = self.state.ehc()
-        assert ehc is not None, "checked by the machine: the stage holds an open assessment"
-        return ehc
+        return self.rules._ehc()
 
     def _start_clock(self, ehc: EhcAssessment, now: datetime) -> None:
         policy = self.state.policy

@@ -441,7 +441,7 @@ class PupilJourney:
         self, name: str, cmd: object, reply_id: str, actor: Actor, apply: Callable[[], object]
     ) -> None:
         strict = workflow.patched(STRICT_REPLIES_PATCH)
-        digest = hashlib.sha256(repr(cmd).encode()).hexdigest()[:16]
+        digest = hashlib.sha256(repr(cmd).encode()).hexdigest()[:16] if strict else ""
         try:
             check_opaque_id(reply_id, "reply id")
             if strict:
