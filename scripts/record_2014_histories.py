@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import tempfile
-import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -33,8 +31,14 @@ from domain.commands import (
 )
 from domain.model import Actor, PauseReason, Role, SenType, Target
 from domain.policy import Policy
-from journeys import SENCO, agree_all, at_school_action, start_cmd, time_skipping_server
-from settings import Settings
+from journeys import (
+    SENCO,
+    agree_all,
+    at_school_action,
+    recording_settings,
+    start_cmd,
+    time_skipping_server,
+)
 from worker import build_worker
 
 OUT = ROOT / "tests" / "histories"
@@ -55,13 +59,7 @@ def plan() -> IepInput:
 
 async def main(prefix: str) -> None:
     env = await time_skipping_server()
-    scratch = Path(tempfile.mkdtemp(prefix="senflow-record-"))
-    settings = Settings(
-        task_queue=f"record-{uuid.uuid4()}",
-        outbox_dir=scratch / "outbox",
-        database_url=f"sqlite:///{scratch}/records.db",
-        auto_migrate=True,
-    )
+    settings = recording_settings()
     client = env.client
     try:
         async with build_worker(client, settings):

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import tempfile
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,8 +23,7 @@ from archive.workflow import JourneyArchiver
 from devserver import find_binary
 from domain.commands import CloseInput
 from domain.model import CloseReason
-from journeys import SENCO, new_pupil, start_cmd
-from settings import Settings
+from journeys import SENCO, new_pupil, recording_settings, start_cmd
 from worker import build_worker
 from workflows.converter import DATA_CONVERTER
 from workflows.search_attributes import ALL as SEARCH_ATTRIBUTE_KEYS
@@ -40,13 +37,7 @@ async def main(prefix: str) -> None:
         data_converter=DATA_CONVERTER,
         search_attributes=SEARCH_ATTRIBUTE_KEYS,
     )
-    scratch = Path(tempfile.mkdtemp(prefix="senflow-record-"))
-    settings = Settings(
-        task_queue=f"record-{uuid.uuid4()}",
-        outbox_dir=scratch / "outbox",
-        database_url=f"sqlite:///{scratch}/records.db",
-        auto_migrate=True,
-    )
+    settings = recording_settings()
     try:
         async with build_worker(env.client, settings):
             for _ in range(2):

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import tempfile
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,8 +21,7 @@ from temporalio.api.enums.v1 import (
     EventType,
 )
 
-from journeys import PARENTS, time_skipping_server, two_year_journey
-from settings import Settings
+from journeys import PARENTS, recording_settings, time_skipping_server, two_year_journey
 from worker import build_worker
 
 OUT = ROOT / "tests" / "histories"
@@ -32,13 +29,7 @@ OUT = ROOT / "tests" / "histories"
 
 async def main(prefix: str) -> None:
     env = await time_skipping_server()
-    scratch = Path(tempfile.mkdtemp(prefix="senflow-record-"))
-    settings = Settings(
-        task_queue=f"record-{uuid.uuid4()}",
-        outbox_dir=scratch / "outbox",
-        database_url=f"sqlite:///{scratch}/records.db",
-        auto_migrate=True,
-    )
+    settings = recording_settings()
     try:
         async with build_worker(env.client, settings):
             run = await two_year_journey(env, env.client, settings, "golden-1")

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import tempfile
-import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -27,11 +25,11 @@ from journeys import (
     at_school_action,
     awaiting_assessment,
     in_statutory_assessment,
+    recording_settings,
     start_cmd,
     time_skipping_server,
     until_delivered,
 )
-from settings import Settings
 from worker import build_worker
 
 OUT = ROOT / "tests" / "histories"
@@ -39,13 +37,7 @@ OUT = ROOT / "tests" / "histories"
 
 async def main(prefix: str) -> None:
     env = await time_skipping_server()
-    scratch = Path(tempfile.mkdtemp(prefix="senflow-record-"))
-    settings = Settings(
-        task_queue=f"record-{uuid.uuid4()}",
-        outbox_dir=scratch / "outbox",
-        database_url=f"sqlite:///{scratch}/records.db",
-        auto_migrate=True,
-    )
+    settings = recording_settings()
     client = env.client
     try:
         async with build_worker(client, settings):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
@@ -71,6 +73,18 @@ def start_cmd(pupil_id: str, policy: Policy | None = None, **kw: object) -> Star
         concern="slow progress in reading despite differentiation",
         policy=policy or Policy(),
         **kw,  # type: ignore[arg-type]
+    )
+
+
+def recording_settings() -> Settings:
+    """Settings for a script that records golden histories: its own task queue, a scratch
+    outbox and read model that nobody keeps."""
+    scratch = Path(tempfile.mkdtemp(prefix="senflow-record-"))
+    return Settings(
+        task_queue=f"record-{uuid.uuid4()}",
+        outbox_dir=scratch / "outbox",
+        database_url=f"sqlite:///{scratch}/records.db",
+        auto_migrate=True,
     )
 
 

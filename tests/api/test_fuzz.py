@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import sys
 import threading
 import uuid
@@ -36,6 +35,7 @@ from apistack import key_ring
 from domain.model import Role
 from records.db import make_engine, migrate, sessions
 from settings import Settings
+from smtp_sink import free_port
 from worker import build_worker
 
 EXAMPLES = int(os.environ.get("SENFLOW_FUZZ_EXAMPLES", "12"))
@@ -52,12 +52,6 @@ class Served:
     def __init__(self, url: str, token: str) -> None:
         self.url = url
         self.token = token
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +72,7 @@ def served(
     with sessions(engine).begin() as session:
         token = store.add_user(session, "senco-fuzz", Role.SENCO, [school], datetime.now(UTC))
     engine.dispose()
-    port = _free_port()
+    port = free_port()
     target = dev_env.client.service_client.config.target_host
     ready, stop = threading.Event(), threading.Event()
     failure: list[BaseException] = []

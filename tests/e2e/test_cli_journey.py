@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from smtp_sink import free_port
+
 SENFLOW = str(Path(sys.executable).parent / "senflow")
 IEP = [
     "--target",
@@ -27,12 +29,6 @@ IEP = [
     "teacher-1",
 ]
 SENCO = ["--actor", "senco-1", "--role", "senco"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Cli:
