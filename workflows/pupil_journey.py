@@ -79,6 +79,13 @@ SEN_CODE_PATCH = "sen-code-search-attribute"
 #: sizes, an opaque actor), and a reply id reused for a different reply is rejected instead
 #: of silently dropped. Replies in older runs replay as they were applied.
 STRICT_REPLIES_PATCH = "strict-replies"
+#: One marker per run for all of the above, and a leaner run. Every patch costs a marker and
+#: an upsert of the TemporalChangeVersion search attribute (a visibility write) in each run; a
+#: run that records this one takes every earlier patch's new path without recording them, and
+#: it re-arms its wake-up timer only when the wake-up moves and upserts its memo only when its
+#: machine state changes (docs/performance.md: 118 -> about 95 history events per benchmark
+#: journey). Runs recorded before it replay through the individual patches, as they were.
+LEAN_RUN_PATCH = "lean-run"
 
 
 def workflow_id(pupil_id: str) -> str:
@@ -114,6 +121,10 @@ class PupilJourney:
         self._published: tuple[Any, ...] | None = None
         self._projecting = False
         self._publish_code = False
+        self._lean: bool | None = None
+        #: The lean run's wake-up timer and the instant it is set for.
+        self._alarm: asyncio.Task[None] | None = None
+        self._alarm_at: datetime | None = None
 
     @property
     def _state(self) -> JourneyState:
@@ -123,13 +134,13 @@ class PupilJourney:
     async def run(self, input: PupilJourneyInput) -> JourneyState:
         if self._start_error is not None:
             raise ApplicationError(self._start_error, type="Refused", non_retryable=True)
-        self._publish_code = workflow.patched(SEN_CODE_PATCH)
+        self._publish_code = self._patched(SEN_CODE_PATCH)
         self._publish()
         pumps = [asyncio.create_task(self._deliver_notices())]
-        self._projecting = workflow.patched(READ_MODEL_PATCH)
+        self._projecting = self._patched(READ_MODEL_PATCH)
         # Domain behaviour added later, one patch each, decided once per run.
         self._journey.features = frozenset(
-            feature for feature, patch in FEATURE_PATCHES if workflow.patched(patch)
+            feature for feature, patch in FEATURE_PATCHES if self._patched(patch)
         )
         if self._projecting:
             pumps.append(asyncio.create_task(self._record_changes()))
@@ -140,14 +151,26 @@ class PupilJourney:
                 self._changed()
             if self._journey.is_open() and self._should_continue_as_new(year):
                 await workflow.wait_condition(self._drained)
-                for pump in pumps:
-                    pump.cancel()
+                self._stop(pumps)
                 self._state.runs += 1
                 workflow.continue_as_new(PupilJourneyInput(start=input.start, carried=self._state))
         await workflow.wait_condition(self._drained)
-        for pump in pumps:
-            pump.cancel()
+        self._stop(pumps)
         return self._state
+
+    def _patched(self, patch: str) -> bool:
+        """``workflow.patched(patch)``, except that a lean run has every earlier patch on
+        without a marker of its own. Decided lazily: whichever handler asks first records it."""
+        return self._lean_run() or workflow.patched(patch)
+
+    def _lean_run(self) -> bool:
+        if self._lean is None:
+            self._lean = workflow.patched(LEAN_RUN_PATCH)
+        return self._lean
+
+    def _stop(self, pumps: list[asyncio.Task[None]]) -> None:
+        for task in [*pumps, *([self._alarm] if self._alarm is not None else [])]:
+            task.cancel()
 
     def _drained(self) -> bool:
         """Nothing in flight: no handler running, no notice unsent, no change unrecorded."""
@@ -165,10 +188,27 @@ class PupilJourney:
         if timeout <= timedelta(0):
             return
         seen = self._version
+        if self._lean_run():
+            await self._sleep_on_alarm(min(wakeups), seen)
+            return
         try:
             await workflow.wait_condition(lambda: self._version != seen, timeout=timeout)
         except TimeoutError:
             pass
+
+    async def _sleep_on_alarm(self, wake: datetime, seen: int) -> None:
+        """Sleep until ``wake`` or the next change. The timer outlives a change that leaves the
+        wake-up where it was (a note, most replies): no TIMER_CANCELED + TIMER_STARTED pair."""
+        if self._alarm is not None and self._alarm_at != wake:
+            self._alarm.cancel()
+            self._alarm = None
+        if self._alarm is None:
+            self._alarm_at = wake
+            self._alarm = asyncio.create_task(workflow.sleep(wake - workflow.now()))
+        alarm = self._alarm
+        await workflow.wait_condition(lambda: self._version != seen or alarm.done())
+        if alarm.done():
+            self._alarm = None
 
     def _next_school_year(self, year: Any) -> datetime:
         policy = self._state.policy
@@ -236,7 +276,11 @@ class PupilJourney:
             elif previous is not None and previous[2] is not None:
                 updates.append(SEN_NEXT_REVIEW.value_unset())  # never unset what was never set
             workflow.upsert_search_attributes(updates)
-        workflow.upsert_memo({"machine_state": s.machine_state, "step": s.step})
+        if not self._lean_run():
+            workflow.upsert_memo({"machine_state": s.machine_state, "step": s.step})
+        elif previous is None or previous[4] != current[4]:
+            # the step is in the timeline; the memo says where the journey stands
+            workflow.upsert_memo({"machine_state": s.machine_state})
 
     def _act(self, action: Callable[[C, datetime], ActionResult], cmd: C) -> ActionResult:
         try:
@@ -440,7 +484,7 @@ class PupilJourney:
     def _reply(
         self, name: str, cmd: object, reply_id: str, actor: Actor, apply: Callable[[], object]
     ) -> None:
-        strict = workflow.patched(STRICT_REPLIES_PATCH)
+        strict = self._patched(STRICT_REPLIES_PATCH)
         digest = hashlib.sha256(repr(cmd).encode()).hexdigest()[:16] if strict else ""
         try:
             check_opaque_id(reply_id, "reply id")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import date, timedelta
 
@@ -347,3 +348,52 @@ async def test_an_unanswered_referral_is_chased_and_the_senco_told_after_the_sec
     told = list(ts.outbox.glob("*referral_escalated-senco-1*"))
     assert len(told) == 1 and referral.ref is not None
     assert referral.ref in told[0].read_text()
+
+
+async def test_a_new_journey_records_one_patch_marker_and_keeps_its_timer_across_notes(
+    ts,
+) -> None:
+    # A run on today's code records one marker (lean-run) instead of one per patch, and a
+    # progress note, which moves no deadline, neither re-arms the wake-up timer nor rewrites
+    # the memo. The journey still does everything the patches gave it: it publishes SenCode
+    # and projects every change to the read model.
+    pupil = new_pupil()
+    await open_school_action(ts, pupil)
+    await until_delivered(ts.client, pupil)
+    handle = ts.client.get_workflow_handle(f"pupil-{pupil}")
+
+    def count(events: list, kind: EventType.ValueType) -> int:
+        return sum(1 for e in events if e.event_type == kind)
+
+    before = (await handle.fetch_history()).events
+    for n in range(3):
+        await starter.act(
+            ts.client, pupil, "record_note", RecordNoteInput(TEACHER, f"note {n}: reads more")
+        )
+    state = await until_delivered(ts.client, pupil)
+    for _ in range(100):  # the projection runs beside the letters
+        if state.projected_step == state.step:
+            break
+        await asyncio.sleep(0.05)
+        state = await state_of(ts.client, pupil)
+    after = (await handle.fetch_history()).events
+
+    markers = [e for e in after if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED]
+    assert len(markers) == 1
+    assert (
+        b"lean-run"
+        in markers[0].marker_recorded_event_attributes.details["patch-data"].payloads[0].data
+    )
+    for kind in (
+        EventType.EVENT_TYPE_TIMER_STARTED,
+        EventType.EVENT_TYPE_TIMER_CANCELED,
+        EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED,
+    ):
+        assert count(after, kind) == count(before, kind), EventType.Name(kind)
+    assert (
+        count(after, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED)
+        == count(before, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED) + 3
+    )
+    assert state.projected_step == state.step == 5  # the read model still gets every change
+    description = await handle.describe()
+    assert description.typed_search_attributes.get(SEN_STAGE) == Stage.SCHOOL_ACTION.value
