@@ -82,7 +82,13 @@ from records.db import make_engine, migrate, sessions
 from settings import Settings, configure_logging, connect
 from workflows.converter import JSONEncoder
 from workflows.pupil_journey import PupilJourney, workflow_id
-from workflows.search_attributes import SEN_NEXT_REVIEW, SEN_OVERDUE, SEN_SCHOOL, SEN_STAGE
+from workflows.search_attributes import (
+    SEN_CODE,
+    SEN_NEXT_REVIEW,
+    SEN_OVERDUE,
+    SEN_SCHOOL,
+    SEN_STAGE,
+)
 
 
 class NotFound(Exception):
@@ -108,7 +114,7 @@ async def start_journey(client: Client, settings: Settings, cmd: StartJourneyInp
             # A closed journey may be followed by a new one; an open one is never doubled.
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            search_attributes=_initial_search_attributes(cmd),
+            search_attributes=initial_search_attributes(cmd),
         )
     except WorkflowAlreadyStartedError:
         raise Refused(
@@ -138,12 +144,14 @@ def with_date_of_birth(
     )
 
 
-def _initial_search_attributes(cmd: StartJourneyInput) -> TypedSearchAttributes:
+def initial_search_attributes(cmd: StartJourneyInput) -> TypedSearchAttributes:
+    """What a journey publishes before its first change: a lean run upserts none of it again."""
     return TypedSearchAttributes(
         [
             SearchAttributePair(SEN_STAGE, Stage.MONITORING.value),
             SearchAttributePair(SEN_SCHOOL, cmd.school_id),
             SearchAttributePair(SEN_OVERDUE, False),
+            SearchAttributePair(SEN_CODE, cmd.policy.name),
         ]
     )
 

@@ -13,8 +13,6 @@ from datetime import UTC, datetime
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
@@ -23,10 +21,9 @@ import starter
 from bench import pattern
 from bench.baseline import BareInput, BareJourney, BareState, BareUpdate
 from domain.commands import PupilJourneyInput, StartJourneyInput
-from domain.model import EntryKind, Phase, Stage
+from domain.model import EntryKind, Phase
 from domain.policy import Policy
 from workflows.pupil_journey import PupilJourney, workflow_id
-from workflows.search_attributes import SEN_OVERDUE, SEN_SCHOOL, SEN_STAGE
 
 
 @dataclass
@@ -82,13 +79,7 @@ class SenflowDriver(Driver):
             task_queue=self.task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(SEN_STAGE, Stage.MONITORING.value),
-                    SearchAttributePair(SEN_SCHOOL, cmd.school_id),
-                    SearchAttributePair(SEN_OVERDUE, False),
-                ]
-            ),
+            search_attributes=starter.initial_search_attributes(cmd),
         )
 
     async def journey(self, pupil: str, k: int, q: int, t: Timings) -> None:

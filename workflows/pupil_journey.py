@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RawValue, RetryPolicy, SearchAttributeUpdate
+from temporalio.common import RawValue, RetryPolicy, SearchAttributeKey, SearchAttributeUpdate
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -257,6 +257,9 @@ class PupilJourney:
     def _publish(self) -> None:
         """Keep search attributes and memo current. Each change emits a command, so a replay
         that diverges in the domain (a changed guard) fails loudly instead of silently."""
+        if self._lean_run():
+            self._publish_differences()
+            return
         s = self._state
         code = s.policy.name if self._publish_code else None
         current = (s.stage, s.school_id, s.review_due_at, s.overdue, s.machine_state, s.step, code)
@@ -276,9 +279,28 @@ class PupilJourney:
             elif previous is not None and previous[2] is not None:
                 updates.append(SEN_NEXT_REVIEW.value_unset())  # never unset what was never set
             workflow.upsert_search_attributes(updates)
-        if not self._lean_run():
-            workflow.upsert_memo({"machine_state": s.machine_state, "step": s.step})
-        elif previous is None or previous[4] != current[4]:
+        workflow.upsert_memo({"machine_state": s.machine_state, "step": s.step})
+
+    def _publish_differences(self) -> None:
+        """The lean run's publishing: a value is upserted only where it differs from what the
+        run already holds (set at the start, carried over by continue-as-new, or upserted)."""
+        s = self._state
+        held = workflow.info().typed_search_attributes
+        wanted: list[tuple[SearchAttributeKey[Any], Any]] = [
+            (SEN_STAGE, s.stage.value),
+            (SEN_SCHOOL, s.school_id),
+            (SEN_OVERDUE, s.overdue),
+            (SEN_CODE, s.policy.name),
+            (SEN_NEXT_REVIEW, s.review_due_at),
+        ]
+        updates = [
+            key.value_set(value) if value is not None else key.value_unset()
+            for key, value in wanted
+            if held.get(key) != value
+        ]
+        if updates:
+            workflow.upsert_search_attributes(updates)
+        if workflow.memo_value("machine_state", None, type_hint=str) != s.machine_state:
             # the step is in the timeline; the memo says where the journey stands
             workflow.upsert_memo({"machine_state": s.machine_state})
 
