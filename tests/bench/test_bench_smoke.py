@@ -58,6 +58,9 @@ def test_a_tiny_benchmark_runs_both_sides_and_cleans_up(tmp_path: Path) -> None:
     for side in ("baseline", "senflow"):
         messages = s["messages"][side]
         assert messages["completed"] == 4 and messages["failed"] == 0
+        cpu = messages["cpu_ms_per_journey"]  # every process of the phase did some work
+        assert cpu["server"] > 0 and cpu["worker"] > 0 and cpu["client"] > 0
+        assert abs(cpu["total"] - (cpu["server"] + cpu["worker"] + cpu["client"])) <= 0.2
         assert messages["updates"] == 4 * 3 and messages["queries"] == 4 * 2
         assert messages["journeys_per_s"] > 0
         storm = s["storm"][side]
