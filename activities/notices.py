@@ -19,7 +19,7 @@ from activities.mail import SmtpMailer, build_message
 from activities.records import Recorder
 from activities.reply_codes import ReplyCodes
 from domain.model import Notice
-from records.models import MessageSent
+from records.models import Contact, MessageSent
 
 log = structlog.get_logger("senflow.activities")
 
@@ -81,6 +81,9 @@ class Notifier:
     def address_of(self, notice: Notice) -> str | None:
         """The recipient's address from the contacts table (kept outside Temporal)."""
         contact = self.recorder.contact(notice.recipient_id) if self.recorder else None
+        return self._address(notice, contact)
+
+    def _address(self, notice: Notice, contact: Contact | None) -> str | None:
         if contact is not None and contact.email:
             return contact.email
         if self.smtp is not None:
@@ -92,9 +95,16 @@ class Notifier:
     async def send_notice(self, input: SendNoticeInput) -> SendNoticeResult:
         notice, info = input.notice, activity.info()
         mid = message_id(input.workflow_id, notice, self.mail_domain)
-        if self.recorder is not None:
-            sent = await asyncio.to_thread(
-                self.recorder.message_sent, input.workflow_id, notice.key
+        if self.recorder is None:
+            address = self._address(notice, None)  # no database: nothing to wait for
+        else:
+            # Both reads in one session and one thread hop: per letter, the hops and the pool
+            # checkouts cost more than the two primary-key reads themselves.
+            sent, contact = await asyncio.to_thread(
+                self.recorder.delivery_context,
+                input.workflow_id,
+                notice.key,
+                notice.recipient_id,
             )
             if sent is not None:  # an earlier attempt delivered it and recorded it
                 log.info(
@@ -106,7 +116,7 @@ class Notifier:
                 return SendNoticeResult(
                     message_id=sent.message_id, path="", rewritten=True, channel=sent.channel
                 )
-        address = await asyncio.to_thread(self.address_of, notice)
+            address = self._address(notice, contact)
         if self.reply_codes is not None:  # the code is in the letter only, never in history
             notice = await asyncio.to_thread(self.reply_codes.add_to, input.workflow_id, notice)
         msg = build_message(

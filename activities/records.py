@@ -54,6 +54,17 @@ class Recorder:
         with self.session_factory.begin() as session:
             record_message(session, row)
 
+    def delivery_context(
+        self, workflow_id: str, notice_key: str, contact_id: str
+    ) -> tuple[models.MessageSent | None, models.Contact | None]:
+        """The ledger entry for a notice, else its recipient's contact. One session, so a
+        letter costs one connection checkout and one thread hop before it is sent, not two."""
+        with self.session_factory() as session:
+            sent = session.get(models.MessageSent, (workflow_id, notice_key))
+            if sent is not None:
+                return sent, None  # delivered already: nothing else is needed
+            return None, session.get(models.Contact, contact_id)
+
     def message_sent(self, workflow_id: str, notice_key: str) -> models.MessageSent | None:
         with self.session_factory() as session:
             return session.get(models.MessageSent, (workflow_id, notice_key))

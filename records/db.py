@@ -23,7 +23,12 @@ def make_engine(url: str, schema: str | None = None) -> Engine:
         connect_args["timeout"] = 30
     if schema is not None:
         connect_args["options"] = f"-csearch_path={schema}"
-    engine = create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+    # pre_ping runs a SELECT 1 on every checkout: worth it where a peer can drop the
+    # connection (PostgreSQL across a network, a server restart), waste on a SQLite file,
+    # which is opened in-process and has no link to lose.
+    engine = create_engine(
+        url, connect_args=connect_args, pool_pre_ping=not url.startswith("sqlite")
+    )
     if url.startswith("sqlite"):
 
         @event.listens_for(engine, "connect")

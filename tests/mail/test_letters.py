@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import Engine, event
 from temporalio.testing import ActivityEnvironment
 
 import activities.notices as notices_module
 from activities.mail import SmtpMailer, SmtpSettings, render_bodies
 from activities.notices import Notifier, SendNoticeInput
+from activities.reply_codes import ReplyCodes
 from domain.commands import CloseInput, ParentRespondedInput
 from domain.journey import FEATURE_REVIEW_INVITATIONS, Journey
 from domain.model import CloseReason, Notice, ParentReply
@@ -229,3 +232,61 @@ def test_every_2014_notice_has_a_text_and_an_html_letter() -> None:
     assert "EHC needs assessment" in transfer  # ... continues on the EHC timeline
     request, _ = render_bodies(found["ehc_request"])
     assert "final EHC plan by 2027-02-14" in request  # 20 weeks from the transfer on 27 Sept
+
+
+class Statements:
+    """The SQL an engine runs and the pool checkouts it makes, while counting."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.sql: list[tuple[str, str]] = []  # (verb, table)
+        self.checkouts = 0
+        event.listen(engine, "before_cursor_execute", self._sql)
+        event.listen(engine, "checkout", self._checkout)
+
+    def _sql(self, conn: object, cursor: object, statement: str, *args: object) -> None:
+        verb = statement.split()[0]
+        table = re.search(r"\b(?:FROM|INTO|UPDATE) (\w+)", statement)
+        self.sql.append((verb, table.group(1) if table else ""))
+
+    def _checkout(self, *args: object) -> None:
+        self.checkouts += 1
+
+
+class NoReplyCodes(ReplyCodes):
+    def __init__(self) -> None:
+        pass
+
+    def add_to(self, workflow_id: str, notice: Notice) -> Notice:
+        raise AssertionError("a letter already sent was prepared again")
+
+
+async def test_a_letter_already_in_the_ledger_is_neither_looked_up_nor_sent_again(
+    tmp_path, recorder, smtp_server
+) -> None:
+    sender = notifier(tmp_path, recorder, smtp_server.port)
+    [item, _] = consultation_inputs()
+    first = await ActivityEnvironment().run(sender.send_notice, item)
+    sender.reply_codes = NoReplyCodes()
+    seen = Statements(recorder.session_factory.kw["bind"])
+    again = await ActivityEnvironment().run(sender.send_notice, item)
+    assert (again.rewritten, again.message_id, again.channel) == (True, first.message_id, "smtp")
+    assert len(smtp_server.sink.messages) == 1
+    assert seen.checkouts == 1 and seen.sql == [("SELECT", "messages_sent")]
+
+
+async def test_a_new_letter_reads_the_ledger_and_the_address_in_one_checkout(
+    tmp_path, recorder, smtp_server
+) -> None:
+    sender = notifier(tmp_path, recorder, smtp_server.port)
+    [item, _] = consultation_inputs()
+    seen = Statements(recorder.session_factory.kw["bind"])
+    await ActivityEnvironment().run(sender.send_notice, item)
+    [(rcpts, _)] = smtp_server.sink.messages
+    assert rcpts == ["sam@example.invalid"]
+    assert seen.checkouts == 2  # the reads before sending, the ledger write after
+    assert seen.sql == [
+        ("SELECT", "messages_sent"),
+        ("SELECT", "contacts"),
+        ("INSERT", "messages_sent"),
+    ]
+    assert recorder.message_sent("pupil-p7", item.notice.key).channel == "smtp"
