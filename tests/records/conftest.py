@@ -15,6 +15,11 @@ from records.db import make_engine, migrate
 PG_URL = os.environ.get("SENFLOW_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
+@pytest.fixture
+def pg_url() -> str:
+    return PG_URL
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def engine(request: pytest.FixtureRequest, tmp_path) -> Iterator[Engine]:
     if request.param == "sqlite":
