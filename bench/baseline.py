@@ -3,11 +3,11 @@
 ``BareJourney`` takes the same messages as ``PupilJourney`` (a start, validated updates, a
 signal, queries, a review timer) and does the same *Temporal* work for them: each accepted
 message queues the number of notices the real journey queues for it (counted by the benchmark
-from the pure domain, ``bench.shape``) and bumps a step; one pump delivers the notices queued
-together at once, an activity each, another records changes through an activity, coalesced,
-exactly as the journey's pumps do. What it leaves out is everything senflow adds on top of
-Temporal: the ``transitions`` machine, the rules, the journey's state and its payloads, search
-attributes, memo, its wake-up timer, letters rendered and files and rows written.
+from the pure domain, ``bench.shape``) and bumps a step; one pump delivers notices one at a time
+through an activity, another records changes through an activity, coalesced, exactly as the
+journey's pumps do. What it leaves out is everything senflow adds on top of Temporal: the
+``transitions`` machine, the rules, the journey's state and its payloads, search attributes,
+memo, timers re-armed on every change, letters rendered and files and rows written.
 
 With ``mirror_effects=False`` (``--baseline bare``) it runs no notice or record activity at all
 except the storm's one reminder: the literal "messages only" baseline.
@@ -131,17 +131,15 @@ class BareJourney:
         wf_id = workflow.info().workflow_id
         while True:
             await workflow.wait_condition(lambda: bool(self._outbox))
-            # what was queued together goes out together, as the journey sends its letters
-            batch = self._outbox[:10]
-            await asyncio.gather(*(self._notice(wf_id, key) for key in batch))
-            del self._outbox[: len(batch)]
-
-    async def _notice(self, wf_id: str, key: str) -> None:
-        # the message that queued it, and the storm's reminder named as senflow names it
-        kind = "review_reminder" if key.endswith("-review_due-0") else key.split("-")[1]
-        await workflow.execute_activity(
-            bare_notice, BareNoticeInput(wf_id, key, kind), start_to_close_timeout=_TIMEOUT
-        )
+            key = self._outbox[0]
+            # the message that queued it, and the storm's reminder named as senflow names it
+            kind = "review_reminder" if key.endswith("-review_due-0") else key.split("-")[1]
+            await workflow.execute_activity(
+                bare_notice,
+                BareNoticeInput(wf_id, key, kind),
+                start_to_close_timeout=_TIMEOUT,
+            )
+            self._outbox.pop(0)
 
     async def _record(self) -> None:
         wf_id = workflow.info().workflow_id

@@ -49,7 +49,7 @@ with workflow.unsafe.imports_passed_through():
         check_opaque_id,
     )
     from domain.journey import FEATURE_REVIEW_INVITATIONS, Journey
-    from domain.model import Actor, JourneyState, Notice, Role, Stage, TimelineEntry
+    from domain.model import Actor, JourneyState, Role, Stage, TimelineEntry
     from domain.policy import school_year_start
     from workflows.search_attributes import (
         SEN_CODE,
@@ -67,8 +67,6 @@ NOTICE_RETRY = RetryPolicy(
 )
 UNKNOWN_SENDER = Actor(id="unknown", role=Role.SYSTEM)
 MAX_REMEMBERED_REPLIES = 1000
-#: A lean run's letters in flight at once (a change queues two to five).
-MAX_NOTICES_AT_ONCE = 10
 #: Journeys started (or continued) after this change project every change to the read model;
 #: histories recorded before it replay without those activities.
 READ_MODEL_PATCH = "read-model-projection"
@@ -226,26 +224,15 @@ class PupilJourney:
         wf_id = workflow.info().workflow_id
         while True:
             await workflow.wait_condition(lambda: bool(self._state.outbox))
-            if not self._lean_run():
-                await self._send(wf_id, self._state.outbox[0])
-                self._state.outbox.pop(0)
-                continue
-            # A lean run sends what a change queued together (a decision's letters to both
-            # parents, a review's reminder and invitations) at once: one workflow task
-            # schedules them all instead of one task per letter. The domain only appends to
-            # the outbox, so the front of it is what was sent.
-            batch = self._state.outbox[:MAX_NOTICES_AT_ONCE]
-            await asyncio.gather(*(self._send(wf_id, notice) for notice in batch))
-            del self._state.outbox[: len(batch)]
-
-    async def _send(self, wf_id: str, notice: Notice) -> None:
-        await workflow.execute_activity_method(
-            Notifier.send_notice,
-            SendNoticeInput(workflow_id=wf_id, notice=notice),
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=NOTICE_RETRY,
-            summary=notice.kind,
-        )
+            notice = self._state.outbox[0]
+            await workflow.execute_activity_method(
+                Notifier.send_notice,
+                SendNoticeInput(workflow_id=wf_id, notice=notice),
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=NOTICE_RETRY,
+                summary=notice.kind,
+            )
+            self._state.outbox.pop(0)
 
     async def _record_changes(self) -> None:
         wf_id = workflow.info().workflow_id
