@@ -289,6 +289,7 @@ async def storm(opts: Options, side: str) -> dict[str, Any]:
         while time.time() < first_due - 0.5:  # let the setup's letters and records finish
             await asyncio.sleep(0.2)
         rss_cached = ph.worker.rss()
+        cpu0, cpu_t0 = ph.cpu(), time.time()
         deadline = first_due + opts.storm_window + opts.storm_timeout
         reminders: dict[str, list[Any]] = {}
         while time.time() < deadline:
@@ -300,6 +301,8 @@ async def storm(opts: Options, side: str) -> dict[str, Any]:
             if len(reminders) >= set_up:
                 break
             await asyncio.sleep(0.2)
+        storm_cpu = {k: v - cpu0[k] for k, v in ph.cpu().items()}
+        storm_seconds = time.time() - cpu_t0
         # setup work (the opening letters) still running once reviews fell due
         late_setup = sum(
             1
@@ -340,6 +343,9 @@ async def storm(opts: Options, side: str) -> dict[str, Any]:
         "timer_lag_p99_s": _round(percentile(lags, 99)),
         "timer_lag_max_s": _round(max(lags) if lags else None),
         "reminder_done_p99_s": _round(percentile(delivered, 99)),
+        # from just before the first review fell due until the last reminder had run
+        "cpu_s": {k: round(v, 1) for k, v in storm_cpu.items()},
+        "cores_busy": round(sum(storm_cpu.values()) / storm_seconds, 2),
         "worker_rss_idle_kib": rss_idle["rss_kib"],
         "worker_rss_cached_kib": rss_cached["rss_kib"],
         "cached_journeys": cached,
