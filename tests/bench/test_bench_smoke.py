@@ -69,10 +69,12 @@ def test_a_tiny_benchmark_runs_both_sides_and_cleans_up(tmp_path: Path) -> None:
         assert storm["reached_review_due"] == 6
         assert storm["timer_lag_p99_s"] is not None
         assert s["replay"][side]["pattern"]["failures"] == 0
-    # senflow's history is the baseline's plus the domain's own commands
+    # each side ran its own workflow: senflow's histories carry the journey's state (its
+    # commands, inputs and letters), the baseline's a step counter. (Not the event count: a
+    # lean run has about as many events as the baseline, decision 87.)
     assert (
-        s["messages"]["senflow"]["history_events_per_journey"]
-        > s["messages"]["baseline"]["history_events_per_journey"]
+        s["messages"]["senflow"]["history_bytes_per_journey"]
+        > 1.2 * s["messages"]["baseline"]["history_bytes_per_journey"]
     )
     for ratio in (
         s["messages"]["ratios"]["journeys_per_s"],
