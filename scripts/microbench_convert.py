@@ -8,7 +8,9 @@ journey a school year long, and tests/scenarios.py's ``with_ehc_draft``, a 2014 
 into an EHC needs assessment), once with the SDK's stock path (``dataclasses.asdict`` and
 ``get_type_hints`` on every dataclass: workflows/converter.py before it had its own) and once
 with ``DATA_CONVERTER``; then building a ``Journey`` around a state, asking it ``check`` and
-firing a trigger. One process, no server: safe to run next to a benchmark (one core, seconds).
+firing a trigger; last, a consultation letter built and flattened, as ``EmailMessage`` built it
+before (the stock path) and as activities/mail.py builds it now. One process, no server: safe
+to run next to a benchmark (one core, seconds).
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import json
 import sys
 import timeit
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +33,11 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import AdvancedJSONEncoder, JSONTypeConverter, value_to_type
 
+from activities.mail import build_message, render_bodies
+from bench import pattern
 from domain.commands import PupilJourneyInput, RecordNoteInput, Refused
 from domain.journey import Journey
-from domain.model import Actor, JourneyState, Role
+from domain.model import Actor, JourneyState, Notice, Role
 from scenarios import with_ehc_draft
 from workflows.converter import DATA_CONVERTER
 
@@ -112,6 +118,35 @@ def report(name: str, state: JourneyState, n: int, r: int) -> None:
     line("trigger", lambda: fire(cmd=note, now=now))
 
 
+def stock_letter(notice: Notice, when: datetime) -> bytes:
+    """activities/mail.py before: ``EmailMessage`` (every header parsed and re-folded)."""
+    msg = EmailMessage()
+    for name, value in (("Message-ID", "<m@x>"), ("From", "s@x"), ("To", "t@x")):
+        msg[name] = value
+    msg["Subject"] = notice.subject
+    msg["Date"] = format_datetime(when)
+    msg["X-Senflow-Journey"] = "pupil-mb"
+    msg["X-Senflow-Notice"] = notice.kind
+    text, html = render_bodies(notice)
+    msg.set_content(text)
+    if html is not None:
+        msg.add_alternative(html, subtype="html")
+    return msg.as_bytes()
+
+
+def report_letter(n: int, r: int) -> None:
+    when = datetime(2026, 9, 7, 9, tzinfo=UTC)
+    journey = Journey.begin(pattern.start("mb-1"), when)
+    journey.open_school_action(pattern.open_school_action(), when)
+    notice = journey.state.outbox[0]
+    print(f"letter: {notice.kind}")
+    ours = lambda: build_message(  # noqa: E731
+        notice, message_id="<m@x>", sender="s@x", to="t@x", journey="pupil-mb", date=when
+    ).as_bytes()
+    print(f"  {'letter stock':<15}{best(lambda: stock_letter(notice, when), n, r):9.1f} us")
+    print(f"  {'letter ours':<15}{best(ours, n, r):9.1f} us")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--number", type=int, default=200)
@@ -119,6 +154,7 @@ def main() -> None:
     args = parser.parse_args()
     report("2001 carried", carried_2001(), args.number, args.repeat)
     report("2014 ehc draft", with_ehc_draft("p1").state, args.number, args.repeat)
+    report_letter(args.number, args.repeat)
 
 
 if __name__ == "__main__":
