@@ -21,17 +21,16 @@ import json
 import sys
 import timeit
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
+from stock_converter import stock_bytes, stock_decode
 from temporalio.api.common.v1 import Payload
-from temporalio.converter import AdvancedJSONEncoder, JSONTypeConverter, value_to_type
 
 from activities.mail import build_message, render_bodies
 from bench import pattern
@@ -42,34 +41,6 @@ from scenarios import with_ehc_draft
 from workflows.converter import DATA_CONVERTER
 
 HISTORY = ROOT / "tests" / "histories" / "v3_two_year_journey_run1.json"
-
-
-class StockEncoder(AdvancedJSONEncoder):
-    """The encoder before this change: the SDK's ``asdict`` path plus dates and durations."""
-
-    def default(self, o: Any) -> Any:
-        if isinstance(o, timedelta):
-            return o.total_seconds()
-        if isinstance(o, date) and not isinstance(o, datetime):
-            return o.isoformat()
-        return super().default(o)
-
-
-class StockDateTypes(JSONTypeConverter):
-    def to_typed_value(self, hint: type, value: Any) -> Any:
-        if hint is timedelta and isinstance(value, int | float):
-            return timedelta(seconds=value)
-        if hint is date and isinstance(value, str):
-            return date.fromisoformat(value)
-        return JSONTypeConverter.Unhandled
-
-
-def stock_encode(value: object) -> bytes:
-    return json.dumps(value, cls=StockEncoder, separators=(",", ":"), sort_keys=True).encode()
-
-
-def stock_decode(data: bytes, hint: type) -> Any:
-    return value_to_type(hint, json.loads(data), [StockDateTypes()])
 
 
 def carried_2001() -> JourneyState:
@@ -87,7 +58,7 @@ def best(fn: Callable[[], object], number: int, repeat: int) -> float:
 
 def report(name: str, state: JourneyState, n: int, r: int) -> None:
     converter = DATA_CONVERTER.payload_converter
-    data = stock_encode(state)
+    data = stock_bytes(state)
     payload = converter.to_payload(state)
     assert isinstance(payload, Payload)
     same = payload.data == data
@@ -96,7 +67,7 @@ def report(name: str, state: JourneyState, n: int, r: int) -> None:
     def line(what: str, fn: Callable[[], object]) -> None:
         print(f"  {what:<15}{best(fn, n, r):9.1f} us")
 
-    line("encode stock", lambda: stock_encode(state))
+    line("encode stock", lambda: stock_bytes(state))
     line("encode ours", lambda: converter.to_payload(state))
     line("decode stock", lambda: stock_decode(data, JourneyState))
     line("decode ours", lambda: converter.from_payload(payload, JourneyState))

@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from stock_converter import STOCK_CONVERTERS, StockEncoder, stock_bytes
 from temporalio.api.common.v1 import Payload
-from temporalio.converter import AdvancedJSONEncoder, value_to_type
+from temporalio.converter import value_to_type
 
 from activities.notices import Notifier
 from activities.records import Recorder
@@ -39,29 +40,11 @@ from domain.commands import (
 from domain.model import JourneyState, Stage
 from domain.policy import Policy
 from scenarios import at_action_plus_with_referral, with_ehc_draft
-from workflows.converter import DATA_CONVERTER, TYPE_CONVERTERS, DomainTypes, JSONEncoder
+from workflows.converter import DATA_CONVERTER, TYPE_CONVERTERS, JSONEncoder
 from workflows.pupil_journey import PupilJourney
 
 HISTORIES = sorted((Path(__file__).parent.parent / "histories").glob("*.json"))
-#: The converters before this module's dataclass path: the SDK does the rest itself.
-STOCK_CONVERTERS = [c for c in TYPE_CONVERTERS if not isinstance(c, DomainTypes)]
 CONVERTER = DATA_CONVERTER.payload_converter
-
-
-class StockEncoder(AdvancedJSONEncoder):
-    """workflows/converter.py's encoder before: the SDK's ``asdict`` plus dates and durations."""
-
-    def default(self, o: Any) -> Any:
-        if isinstance(o, timedelta):
-            return o.total_seconds()
-        if isinstance(o, date) and not isinstance(o, datetime):
-            return o.isoformat()
-        return super().default(o)
-
-
-def stock_bytes(value: object) -> bytes:
-    """What JSONPlainPayloadConverter wrote with the stock encoder."""
-    return json.dumps(value, cls=StockEncoder, separators=(",", ":"), sort_keys=True).encode()
 
 
 def our_bytes(value: object) -> bytes:
