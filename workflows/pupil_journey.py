@@ -82,9 +82,9 @@ STRICT_REPLIES_PATCH = "strict-replies"
 #: One marker per run for all of the above, and a leaner run. Every patch costs a marker and
 #: an upsert of the TemporalChangeVersion search attribute (a visibility write) in each run; a
 #: run that records this one takes every earlier patch's new path without recording them, and
-#: it re-arms its wake-up timer only when the wake-up moves and upserts its memo only when its
-#: machine state changes (docs/performance.md: 118 -> about 95 history events per benchmark
-#: journey). Runs recorded before it replay through the individual patches, as they were.
+#: it re-arms its wake-up timer only when the wake-up moves and writes a search attribute or
+#: its memo only where the value differs (decision 87: 118 -> 85-90 history events for the
+#: benchmark's journey). Runs recorded before it replay through the individual patches.
 LEAN_RUN_PATCH = "lean-run"
 
 
