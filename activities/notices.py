@@ -78,12 +78,8 @@ class Notifier:
         name = f"{_UNSAFE.sub('_', workflow_id)}--{_UNSAFE.sub('_', notice.key)}.eml"
         return self.outbox_dir / folder / name if folder else self.outbox_dir / name
 
-    def address_of(self, notice: Notice) -> str | None:
-        """The recipient's address from the contacts table (kept outside Temporal)."""
-        contact = self.recorder.contact(notice.recipient_id) if self.recorder else None
-        return self._address(notice, contact)
-
-    def _address(self, notice: Notice, contact: Contact | None) -> str | None:
+    def address_of(self, notice: Notice, contact: Contact | None) -> str | None:
+        """The recipient's address from their contact (kept outside Temporal), if any."""
         if contact is not None and contact.email:
             return contact.email
         if self.smtp is not None:
@@ -96,7 +92,7 @@ class Notifier:
         notice, info = input.notice, activity.info()
         mid = message_id(input.workflow_id, notice, self.mail_domain)
         if self.recorder is None:
-            address = self._address(notice, None)  # no database: nothing to wait for
+            address = self.address_of(notice, None)  # no database: nothing to wait for
         else:
             # Both reads in one session and one thread hop: per letter, the hops and the pool
             # checkouts cost more than the two primary-key reads themselves.
@@ -116,7 +112,7 @@ class Notifier:
                 return SendNoticeResult(
                     message_id=sent.message_id, path="", rewritten=True, channel=sent.channel
                 )
-            address = self._address(notice, contact)
+            address = self.address_of(notice, contact)
         if self.reply_codes is not None:  # the code is in the letter only, never in history
             notice = await asyncio.to_thread(self.reply_codes.add_to, input.workflow_id, notice)
         msg = build_message(

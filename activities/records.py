@@ -68,7 +68,3 @@ class Recorder:
     def message_sent(self, workflow_id: str, notice_key: str) -> models.MessageSent | None:
         with self.session_factory() as session:
             return session.get(models.MessageSent, (workflow_id, notice_key))
-
-    def contact(self, contact_id: str) -> models.Contact | None:
-        with self.session_factory() as session:
-            return session.get(models.Contact, contact_id)
