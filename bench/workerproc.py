@@ -36,7 +36,7 @@ from activities.notices import SendNoticeInput, SendNoticeResult
 from activities.records import RecordJourneyInput, RecordJourneyResult
 from bench.baseline import BareJourney, bare_notice, bare_record
 from settings import Settings, configure_logging, connect
-from worker import build_worker, worker_options
+from worker import build_worker, cache_bytecode, worker_options
 from workflows.pupil_journey import PupilJourney
 
 
@@ -113,6 +113,7 @@ async def serve(kind: str, settings: Settings, directory: Path) -> None:
     elif kind == "senflow-noop-activities":
         # Diagnosis only: the journey with activities that do nothing, to split senflow's cost
         # between its workflow (domain, payloads, commands) and its activities (letters, rows).
+        cache_bytecode([PupilJourney])
         worker = Worker(
             client,
             task_queue=settings.task_queue,
@@ -123,6 +124,7 @@ async def serve(kind: str, settings: Settings, directory: Path) -> None:
             **worker_options(settings),
         )
     elif kind == "bare":
+        cache_bytecode([BareJourney])  # the same lever as build_worker's, for the same reason
         worker = Worker(
             client,
             task_queue=settings.task_queue,
