@@ -63,6 +63,7 @@ from domain.commands import (
 )
 from domain.journey import STATES, TRANSITIONS, check_start
 from domain.model import (
+    INITIAL_MACHINE_STATE,
     Actor,
     CloseReason,
     JourneyState,
@@ -115,6 +116,7 @@ async def start_journey(client: Client, settings: Settings, cmd: StartJourneyInp
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             search_attributes=initial_search_attributes(cmd),
+            memo=initial_memo(),
         )
     except WorkflowAlreadyStartedError:
         raise Refused(
@@ -154,6 +156,11 @@ def initial_search_attributes(cmd: StartJourneyInput) -> TypedSearchAttributes:
             SearchAttributePair(SEN_CODE, cmd.policy.name),
         ]
     )
+
+
+def initial_memo() -> dict[str, Any]:
+    """The memo a journey starts with, so its first workflow task has nothing to upsert."""
+    return {"machine_state": INITIAL_MACHINE_STATE}
 
 
 async def act(client: Client, pupil_id: str, update: str, cmd: object) -> ActionResult:

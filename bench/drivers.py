@@ -80,6 +80,7 @@ class SenflowDriver(Driver):
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             search_attributes=starter.initial_search_attributes(cmd),
+            memo=starter.initial_memo(),
         )
 
     async def journey(self, pupil: str, k: int, q: int, t: Timings) -> None:

@@ -452,6 +452,10 @@ class Notice:
     facts: dict[str, Any] = field(default_factory=dict)
 
 
+#: Where every journey starts (``stage__phase``): the memo a start sets.
+INITIAL_MACHINE_STATE = "monitoring__observing"
+
+
 @dataclass
 class JourneyState:
     """The one snapshot a journey carries, across continue-as-new, for years."""
@@ -463,7 +467,7 @@ class JourneyState:
     senco_id: str
     opened_at: datetime
     compulsory_school_age_date: date | None = None
-    machine_state: str = "monitoring__observing"
+    machine_state: str = INITIAL_MACHINE_STATE
     stage: Stage = Stage.MONITORING
     phase: Phase = Phase.OBSERVING
     stage_label: str = Stage.MONITORING.value

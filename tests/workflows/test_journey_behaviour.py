@@ -397,3 +397,33 @@ async def test_a_new_journey_records_one_patch_marker_and_keeps_its_timer_across
     assert state.projected_step == state.step == 5  # the read model still gets every change
     description = await handle.describe()
     assert description.typed_search_attributes.get(SEN_STAGE) == Stage.SCHOOL_ACTION.value
+
+
+async def test_a_journey_starts_with_its_memo_and_writes_it_only_when_its_state_moves(
+    ts,
+) -> None:
+    # The start request carries the memo (monitoring__observing), so the first workflow task
+    # has no memo to write; opening School Action moves the machine state and writes it once.
+    pupil = new_pupil()
+    state = await starter.start_journey(ts.client, ts.settings, start_cmd(pupil))
+    handle = ts.client.get_workflow_handle(f"pupil-{pupil}")
+
+    def memo_writes(events: list) -> int:
+        kind = EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED
+        return sum(1 for e in events if e.event_type == kind)
+
+    assert state.machine_state == "monitoring__observing"
+    assert memo_writes((await handle.fetch_history()).events) == 0
+    assert await (await handle.describe()).memo_value("machine_state") == state.machine_state
+
+    await starter.act(
+        ts.client,
+        pupil,
+        "open_school_action",
+        OpenSchoolActionInput(SENCO, [Trigger.SA_PROGRESS], "little progress", iep()),
+    )
+    opened = await state_of(ts.client, pupil)
+    assert memo_writes((await handle.fetch_history()).events) == 1
+    assert await (await handle.describe()).memo_value("machine_state") == opened.machine_state
+    assert opened.machine_state != state.machine_state
+
