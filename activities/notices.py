@@ -10,6 +10,8 @@ import hashlib
 import os
 import re
 from dataclasses import dataclass
+from datetime import datetime
+from email.message import Message
 from pathlib import Path
 
 import structlog
@@ -89,66 +91,110 @@ class Notifier:
 
     @activity.defn(name="send_notice")
     async def send_notice(self, input: SendNoticeInput) -> SendNoticeResult:
-        notice, info = input.notice, activity.info()
+        info = activity.info()
+        # The time the journey decided to send it, not the attempt's clock: retries match.
+        when, attempt = info.scheduled_time, info.attempt
+        if self.smtp is None:
+            # The outbox: the ledger, the letter's file and the ledger's new row are all
+            # blocking work, so all of it runs in one thread hop (a hop, with its GIL hand-over
+            # and pool checkout, cost more per letter than the reads it carried).
+            return await asyncio.to_thread(self._to_outbox, input, when, attempt)
+        prepared = await asyncio.to_thread(self._prepare, input, when, attempt)
+        if isinstance(prepared, SendNoticeResult):
+            return prepared
+        msg, address, notice = prepared
+        if address is None:
+            return await asyncio.to_thread(self._file, input, notice, msg, None, when, attempt)
+        await self.smtp.send(msg)  # raises (and so retries) until the server accepts
+        await asyncio.to_thread(self._record, input, notice, "smtp", when)
+        return self._sent(input, notice, "smtp", Path(), False, attempt)
+
+    def _to_outbox(self, input: SendNoticeInput, when: datetime, attempt: int) -> SendNoticeResult:
+        prepared = self._prepare(input, when, attempt)
+        if isinstance(prepared, SendNoticeResult):
+            return prepared
+        msg, address, notice = prepared
+        return self._file(input, notice, msg, address, when, attempt)
+
+    def _prepare(
+        self, input: SendNoticeInput, when: datetime, attempt: int
+    ) -> SendNoticeResult | tuple[Message, str | None, Notice]:
+        """The ledger's answer for a notice already delivered, else the message to deliver,
+        its recipient's address (None: none on file) and the notice as the letter states it."""
+        notice = input.notice
         mid = message_id(input.workflow_id, notice, self.mail_domain)
         if self.recorder is None:
-            address = self.address_of(notice, None)  # no database: nothing to wait for
+            address = self.address_of(notice, None)  # no database: nothing to look up
         else:
-            # Both reads in one session and one thread hop: per letter, the hops and the pool
-            # checkouts cost more than the two primary-key reads themselves.
-            sent, contact = await asyncio.to_thread(
-                self.recorder.delivery_context,
-                input.workflow_id,
-                notice.key,
-                notice.recipient_id,
+            # Both reads in one session: the ledger entry, else the recipient's contact.
+            sent, contact = self.recorder.delivery_context(
+                input.workflow_id, notice.key, notice.recipient_id
             )
             if sent is not None:  # an earlier attempt delivered it and recorded it
                 log.info(
                     "notice_already_sent",
                     workflow_id=input.workflow_id,
                     key=notice.key,
-                    attempt=info.attempt,
+                    attempt=attempt,
                 )
                 return SendNoticeResult(
                     message_id=sent.message_id, path="", rewritten=True, channel=sent.channel
                 )
             address = self.address_of(notice, contact)
         if self.reply_codes is not None:  # the code is in the letter only, never in history
-            notice = await asyncio.to_thread(self.reply_codes.add_to, input.workflow_id, notice)
+            notice = self.reply_codes.add_to(input.workflow_id, notice)
         msg = build_message(
             notice,
             message_id=mid,
             sender=self.sender,
             to=address or f"undeliverable.{notice.recipient_id}@{self.mail_domain}",
             journey=input.workflow_id,
-            # The time the journey decided to send it, not the attempt's clock: retries match.
-            date=info.scheduled_time,
+            date=when,
         )
-        path, rewritten = Path(), False
-        if self.smtp is not None and address is not None:
-            channel = "smtp"
-            await self.smtp.send(msg)  # raises (and so retries) until the server accepts
-        else:
-            # No SMTP configured, or no address on file: a file a person can act on.
-            channel = "outbox" if address is not None else "undeliverable"
-            path = self.path_for(
-                input.workflow_id, notice, "" if address is not None else "undeliverable"
+        return msg, address, notice
+
+    def _file(
+        self,
+        input: SendNoticeInput,
+        notice: Notice,
+        msg: Message,
+        address: str | None,
+        when: datetime,
+        attempt: int,
+    ) -> SendNoticeResult:
+        """No SMTP configured, or no address on file: a file a person can act on."""
+        channel = "outbox" if address is not None else "undeliverable"
+        path = self.path_for(input.workflow_id, notice, "" if address is not None else channel)
+        rewritten = self._write(path, msg.as_bytes())
+        self._record(input, notice, channel, when)
+        return self._sent(input, notice, channel, path, rewritten, attempt)
+
+    def _record(self, input: SendNoticeInput, notice: Notice, channel: str, when: datetime) -> None:
+        """The ledger row, written before the activity is acknowledged: a retry sends nothing."""
+        if self.recorder is None:
+            return
+        self.recorder.record_message(
+            MessageSent(
+                workflow_id=input.workflow_id,
+                notice_key=notice.key,
+                kind=notice.kind,
+                recipient_role=notice.recipient_role.value,
+                recipient_id=notice.recipient_id,
+                message_id=message_id(input.workflow_id, notice, self.mail_domain),
+                sent_at=when,
+                channel=channel,
             )
-            rewritten = await asyncio.to_thread(self._write, path, msg.as_bytes())
-        if self.recorder is not None:
-            await asyncio.to_thread(
-                self.recorder.record_message,
-                MessageSent(
-                    workflow_id=input.workflow_id,
-                    notice_key=notice.key,
-                    kind=notice.kind,
-                    recipient_role=notice.recipient_role.value,
-                    recipient_id=notice.recipient_id,
-                    message_id=mid,
-                    sent_at=info.scheduled_time,
-                    channel=channel,
-                ),
-            )
+        )
+
+    def _sent(
+        self,
+        input: SendNoticeInput,
+        notice: Notice,
+        channel: str,
+        path: Path,
+        rewritten: bool,
+        attempt: int,
+    ) -> SendNoticeResult:
         log.info(
             "notice_sent",
             workflow_id=input.workflow_id,
@@ -156,11 +202,14 @@ class Notifier:
             recipient_role=notice.recipient_role.value,
             key=notice.key,
             channel=channel,
-            attempt=info.attempt,
+            attempt=attempt,
             rewritten=rewritten,
         )
         return SendNoticeResult(
-            message_id=mid, path=str(path), rewritten=rewritten, channel=channel
+            message_id=message_id(input.workflow_id, notice, self.mail_domain),
+            path=str(path),
+            rewritten=rewritten,
+            channel=channel,
         )
 
     @staticmethod
