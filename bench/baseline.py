@@ -22,6 +22,8 @@ from datetime import datetime, timedelta
 from temporalio import activity, workflow
 from temporalio.exceptions import ApplicationError
 
+from workflows.priority import notice_priority
+
 #: The activities' retry and timeouts match the journey's (retry until delivered).
 _TIMEOUT = timedelta(seconds=30)
 
@@ -138,6 +140,7 @@ class BareJourney:
                 bare_notice,
                 BareNoticeInput(wf_id, key, kind),
                 start_to_close_timeout=_TIMEOUT,
+                priority=notice_priority(kind),  # the journey's order, mirrored
             )
             self._outbox.pop(0)
 

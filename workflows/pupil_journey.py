@@ -51,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.journey import FEATURE_REVIEW_INVITATIONS, Journey
     from domain.model import Actor, JourneyState, Role, Stage, TimelineEntry
     from domain.policy import school_year_start
+    from workflows.priority import notice_priority
     from workflows.search_attributes import (
         SEN_CODE,
         SEN_NEXT_REVIEW,
@@ -231,6 +232,9 @@ class PupilJourney:
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=NOTICE_RETRY,
                 summary=notice.kind,
+                # a reminder that a review is due goes ahead of the term's queue of letters;
+                # a command's priority is not part of what replay compares (decision 91)
+                priority=notice_priority(notice.kind),
             )
             self._state.outbox.pop(0)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from datetime import date, timedelta
 
@@ -427,3 +428,25 @@ async def test_a_journey_starts_with_its_memo_and_writes_it_only_when_its_state_
     assert await (await handle.describe()).memo_value("machine_state") == opened.machine_state
     assert opened.machine_state != state.machine_state
 
+
+async def test_deadline_notices_to_staff_go_ahead_of_letters_in_the_activity_queue(ts) -> None:
+    # Temporal's task queue priority: the reminder and the overdue notice (priority 1) are
+    # taken before the letters queued before them (the default, 3) when a term's reviews fall
+    # due together. The letters themselves are scheduled with no priority of their own.
+    pupil = new_pupil()
+    await open_school_action(ts, pupil)
+    await ts.env.sleep(timedelta(weeks=13, days=9))
+    await until_delivered(ts.client, pupil)
+    history = await ts.client.get_workflow_handle(f"pupil-{pupil}").fetch_history()
+
+    priority: dict[str, set[int]] = {}
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            attrs = event.activity_task_scheduled_event_attributes
+            if attrs.activity_type.name == "send_notice":
+                kind = json.loads(attrs.input.payloads[0].data)["notice"]["kind"]
+                priority.setdefault(kind, set()).add(attrs.priority.priority_key)
+    assert priority["review_reminder"] == {1}
+    assert priority["review_overdue"] == {1}
+    assert priority["review_invitation"] == {0}  # 0: none sent, the queue's default
+    assert priority["consultation"] == {0}
