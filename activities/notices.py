@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.message import Message
 from pathlib import Path
+from typing import NamedTuple
 
 import structlog
 from temporalio import activity
@@ -40,6 +41,19 @@ class SendNoticeResult:
     path: str
     rewritten: bool  # True when an earlier attempt had already delivered this message
     channel: str = "outbox"  # smtp, outbox, or undeliverable (no address on file)
+
+
+class _Letter(NamedTuple):
+    """A notice ready to deliver: its message, its recipient's address (None: none on file),
+    and what the ledger row and the log line say of it."""
+
+    workflow_id: str
+    notice: Notice  # as the letter states it (with a reply code, where one is issued)
+    msg: Message
+    address: str | None
+    message_id: str
+    when: datetime
+    attempt: int
 
 
 def message_key(workflow_id: str, notice: Notice) -> str:
@@ -99,28 +113,23 @@ class Notifier:
             # blocking work, so all of it runs in one thread hop (a hop, with its GIL hand-over
             # and pool checkout, cost more per letter than the reads it carried).
             return await asyncio.to_thread(self._to_outbox, input, when, attempt)
-        prepared = await asyncio.to_thread(self._prepare, input, when, attempt)
-        if isinstance(prepared, SendNoticeResult):
-            return prepared
-        msg, address, notice = prepared
-        if address is None:
-            return await asyncio.to_thread(self._file, input, notice, msg, None, when, attempt)
-        await self.smtp.send(msg)  # raises (and so retries) until the server accepts
-        await asyncio.to_thread(self._record, input, notice, "smtp", when)
-        return self._sent(input, notice, "smtp", Path(), False, attempt)
+        letter = await asyncio.to_thread(self._prepare, input, when, attempt)
+        if isinstance(letter, SendNoticeResult):
+            return letter
+        if letter.address is None:
+            return await asyncio.to_thread(self._file, letter)
+        await self.smtp.send(letter.msg)  # raises (and so retries) until the server accepts
+        await asyncio.to_thread(self._record, letter, "smtp")
+        return self._sent(letter, "smtp", Path(), rewritten=False)
 
     def _to_outbox(self, input: SendNoticeInput, when: datetime, attempt: int) -> SendNoticeResult:
-        prepared = self._prepare(input, when, attempt)
-        if isinstance(prepared, SendNoticeResult):
-            return prepared
-        msg, address, notice = prepared
-        return self._file(input, notice, msg, address, when, attempt)
+        letter = self._prepare(input, when, attempt)
+        return letter if isinstance(letter, SendNoticeResult) else self._file(letter)
 
     def _prepare(
         self, input: SendNoticeInput, when: datetime, attempt: int
-    ) -> SendNoticeResult | tuple[Message, str | None, Notice]:
-        """The ledger's answer for a notice already delivered, else the message to deliver,
-        its recipient's address (None: none on file) and the notice as the letter states it."""
+    ) -> SendNoticeResult | _Letter:
+        """The ledger's answer for a notice already delivered, else the letter to deliver."""
         notice = input.notice
         mid = message_id(input.workflow_id, notice, self.mail_domain)
         if self.recorder is None:
@@ -151,65 +160,49 @@ class Notifier:
             journey=input.workflow_id,
             date=when,
         )
-        return msg, address, notice
+        return _Letter(input.workflow_id, notice, msg, address, mid, when, attempt)
 
-    def _file(
-        self,
-        input: SendNoticeInput,
-        notice: Notice,
-        msg: Message,
-        address: str | None,
-        when: datetime,
-        attempt: int,
-    ) -> SendNoticeResult:
+    def _file(self, letter: _Letter) -> SendNoticeResult:
         """No SMTP configured, or no address on file: a file a person can act on."""
-        channel = "outbox" if address is not None else "undeliverable"
-        path = self.path_for(input.workflow_id, notice, "" if address is not None else channel)
-        rewritten = self._write(path, msg.as_bytes())
-        self._record(input, notice, channel, when)
-        return self._sent(input, notice, channel, path, rewritten, attempt)
+        channel = "outbox" if letter.address is not None else "undeliverable"
+        folder = "" if letter.address is not None else channel
+        path = self.path_for(letter.workflow_id, letter.notice, folder)
+        rewritten = self._write(path, letter.msg.as_bytes())
+        self._record(letter, channel)
+        return self._sent(letter, channel, path, rewritten)
 
-    def _record(self, input: SendNoticeInput, notice: Notice, channel: str, when: datetime) -> None:
+    def _record(self, letter: _Letter, channel: str) -> None:
         """The ledger row, written before the activity is acknowledged: a retry sends nothing."""
         if self.recorder is None:
             return
+        notice = letter.notice
         self.recorder.record_message(
             MessageSent(
-                workflow_id=input.workflow_id,
+                workflow_id=letter.workflow_id,
                 notice_key=notice.key,
                 kind=notice.kind,
                 recipient_role=notice.recipient_role.value,
                 recipient_id=notice.recipient_id,
-                message_id=message_id(input.workflow_id, notice, self.mail_domain),
-                sent_at=when,
+                message_id=letter.message_id,
+                sent_at=letter.when,
                 channel=channel,
             )
         )
 
-    def _sent(
-        self,
-        input: SendNoticeInput,
-        notice: Notice,
-        channel: str,
-        path: Path,
-        rewritten: bool,
-        attempt: int,
-    ) -> SendNoticeResult:
+    def _sent(self, letter: _Letter, channel: str, path: Path, rewritten: bool) -> SendNoticeResult:
+        notice = letter.notice
         log.info(
             "notice_sent",
-            workflow_id=input.workflow_id,
+            workflow_id=letter.workflow_id,
             kind=notice.kind,
             recipient_role=notice.recipient_role.value,
             key=notice.key,
             channel=channel,
-            attempt=attempt,
+            attempt=letter.attempt,
             rewritten=rewritten,
         )
         return SendNoticeResult(
-            message_id=message_id(input.workflow_id, notice, self.mail_domain),
-            path=str(path),
-            rewritten=rewritten,
-            channel=channel,
+            message_id=letter.message_id, path=str(path), rewritten=rewritten, channel=channel
         )
 
     @staticmethod
