@@ -49,6 +49,11 @@ from workflows.search_attributes import SEN_OVERDUE, SEN_STAGE
 
 async def open_school_action(ts, pupil: str, **start_kw: object) -> None:
     await starter.start_journey(ts.client, ts.settings, start_cmd(pupil, **start_kw))
+    await open_started(ts, pupil)
+
+
+async def open_started(ts, pupil: str) -> None:
+    """Open School Action on a journey already started."""
     await starter.act(
         ts.client,
         pupil,
@@ -417,12 +422,7 @@ async def test_a_journey_starts_with_its_memo_and_writes_it_only_when_its_state_
     assert memo_writes((await handle.fetch_history()).events) == 0
     assert await (await handle.describe()).memo_value("machine_state") == state.machine_state
 
-    await starter.act(
-        ts.client,
-        pupil,
-        "open_school_action",
-        OpenSchoolActionInput(SENCO, [Trigger.SA_PROGRESS], "little progress", iep()),
-    )
+    await open_started(ts, pupil)
     opened = await state_of(ts.client, pupil)
     assert memo_writes((await handle.fetch_history()).events) == 1
     assert await (await handle.describe()).memo_value("machine_state") == opened.machine_state
@@ -446,7 +446,9 @@ async def test_deadline_notices_to_staff_go_ahead_of_letters_in_the_activity_que
             if attrs.activity_type.name == "send_notice":
                 kind = json.loads(attrs.input.payloads[0].data)["notice"]["kind"]
                 priority.setdefault(kind, set()).add(attrs.priority.priority_key)
-    assert priority["review_reminder"] == {1}
-    assert priority["review_overdue"] == {1}
+    # (the run fetched is the newest: the shared test server's clock may have crossed a
+    # school year, so this run need not hold the consultation letters of the first)
+    assert priority.pop("review_reminder") == {1}
+    assert priority.pop("review_overdue") == {1}
     assert priority["review_invitation"] == {0}  # 0: none sent, the queue's default
-    assert priority["consultation"] == {0}
+    assert all(keys == {0} for keys in priority.values()), priority  # every other letter
