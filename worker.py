@@ -20,6 +20,8 @@ from temporalio.worker import (
     PollerBehaviorSimpleMaximum,
     UnsandboxedWorkflowRunner,
     Worker,
+    WorkflowInstance,
+    WorkflowInstanceDetails,
     WorkflowRunner,
 )
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
@@ -47,16 +49,78 @@ PASSTHROUGH = ("domain", "transitions", "structlog")
 
 def workflow_runner(sandbox: str = "passthrough") -> WorkflowRunner:
     """``passthrough`` (the default), ``sandboxed`` (the SDK's default sandbox, every module
-    re-imported per run) or ``unsandboxed`` (no sandbox: no determinism guard-rails)."""
+    re-imported per run) or ``unsandboxed`` (no sandbox: no determinism guard-rails). Both
+    sandboxed runners look up payload contexts directly (``DirectContextRunner``)."""
     if sandbox == "passthrough":
-        return SandboxedWorkflowRunner(
-            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
+        return DirectContextRunner(
+            SandboxedWorkflowRunner(
+                restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
+            )
         )
     if sandbox == "sandboxed":
-        return SandboxedWorkflowRunner()
+        return DirectContextRunner(SandboxedWorkflowRunner())
     if sandbox == "unsandboxed":
         return UnsandboxedWorkflowRunner()
     raise ValueError(f"unknown workflow sandbox {sandbox!r}")
+
+
+class DirectContextRunner(WorkflowRunner):
+    """A sandboxed runner whose instances answer the worker's payload-context questions
+    without entering the sandbox.
+
+    For every payload of every activation and completion (three passes each way in SDK 1.35:
+    references, external storage, codec), the worker asks the workflow instance which
+    serialization context applies. The sandbox's instance answers by ``exec``-ing a two-line
+    string inside the sandbox (compiled afresh each time, with its importer applied), only to
+    call the in-sandbox object's method of the same name, which reads the run's info and
+    pending activities and builds a ``temporalio.converter`` context (a module the sandbox
+    always passes through). py-spy put that at 18 % of a benchmark worker's samples, on both
+    sides (docs/performance.md). This asks the in-sandbox object directly: same method, same
+    objects, same answer (tests/workflows/test_direct_context.py compares the two on every
+    call of a journey). Workflow code still runs only inside the sandbox (``activate``). If
+    the SDK's sandbox ever stops holding that object where this looks, the instance answers
+    as the SDK does.
+    """
+
+    def __init__(self, inner: SandboxedWorkflowRunner) -> None:
+        self.inner = inner
+        self.instance_class: type[_DirectContext] = _DirectContext
+
+    def prepare_workflow(self, defn: Any) -> None:
+        self.inner.prepare_workflow(defn)
+
+    def create_instance(self, det: WorkflowInstanceDetails) -> WorkflowInstance:
+        instance = self.inner.create_instance(det)
+        in_sandbox = getattr(instance, "globals_and_locals", {}).get("__temporal_in_sandbox")
+        if in_sandbox is None or not hasattr(in_sandbox, "get_serialization_context"):
+            return instance  # not the sandbox this was written against: the SDK's own path
+        return self.instance_class(instance, in_sandbox)
+
+    def set_worker_level_failure_exception_types(
+        self, types: Sequence[type[BaseException]]
+    ) -> None:
+        self.inner.set_worker_level_failure_exception_types(types)
+
+
+class _DirectContext(WorkflowInstance):
+    def __init__(self, instance: WorkflowInstance, in_sandbox: Any) -> None:
+        self.instance = instance
+        self.in_sandbox = in_sandbox
+
+    def activate(self, act: Any) -> Any:
+        return self.instance.activate(act)
+
+    def get_serialization_context(self, command_info: Any) -> Any:
+        return self.in_sandbox.get_serialization_context(command_info)
+
+    def get_external_store_context(self, command_info: Any) -> Any:
+        return self.in_sandbox.get_external_store_context(command_info)
+
+    def get_info(self) -> Any:
+        return self.instance.get_info()
+
+    def get_thread_id(self) -> int | None:
+        return self.instance.get_thread_id()
 
 
 def cache_bytecode(workflows: Sequence[type]) -> None:

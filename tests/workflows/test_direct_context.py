@@ -1,0 +1,119 @@
+"""The worker's runner answers payload-context questions without entering the sandbox
+(``worker.DirectContextRunner``); every answer must be the one the sandbox itself gives."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.client import Client
+from temporalio.converter import ActivitySerializationContext, WorkflowSerializationContext
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import WorkflowInstance
+
+import starter
+import worker
+from domain.commands import CloseInput, RecordNoteInput
+from domain.model import CloseReason, ConsultationStatus, ParentReply, Stage
+from journeys import PARENTS, SENCO, new_pupil, parent_reply, start_cmd, until_delivered
+from settings import Settings
+from tests.workflows.test_journey_behaviour import open_started
+from workflows.pupil_journey import PupilJourney
+
+
+class _Compared(worker._DirectContext):
+    """Asks both: the in-sandbox object directly (what the worker uses) and the sandbox's own
+    instance (the SDK's path), and keeps every pair."""
+
+    pairs: list[tuple[Any, Any]] = []
+    stores: list[tuple[Any, Any]] = []
+
+    def get_serialization_context(self, command_info: Any) -> Any:
+        direct = super().get_serialization_context(command_info)
+        _Compared.pairs.append((direct, self.instance.get_serialization_context(command_info)))
+        return direct
+
+    def get_external_store_context(self, command_info: Any) -> Any:
+        direct = super().get_external_store_context(command_info)
+        _Compared.stores.append((direct, self.instance.get_external_store_context(command_info)))
+        return direct
+
+
+@pytest.fixture
+def compared(monkeypatch: pytest.MonkeyPatch) -> type[_Compared]:
+    _Compared.pairs, _Compared.stores = [], []
+    real = worker.workflow_runner
+
+    def runner(sandbox: str = "passthrough") -> Any:
+        built = real(sandbox)
+        assert isinstance(built, worker.DirectContextRunner)
+        built.instance_class = _Compared
+        return built
+
+    monkeypatch.setattr(worker, "workflow_runner", runner)
+    return _Compared
+
+
+async def test_every_context_is_the_one_the_sandbox_gives(
+    ts_env: WorkflowEnvironment, tmp_path: Path, compared: type[_Compared]
+) -> None:
+    settings = Settings(
+        task_queue=f"tq-{uuid.uuid4()}",
+        outbox_dir=tmp_path / "outbox",
+        database_url=f"sqlite:///{tmp_path}/records.db",
+        auto_migrate=True,
+    )
+    client = Client(**ts_env.client.config())
+    pupil = new_pupil()
+    async with worker.build_worker(client, settings):
+        await starter.start_journey(client, settings, start_cmd(pupil))
+        await open_started(_Ts(client), pupil)  # letters and read-model rows: activities
+        await starter.act(client, pupil, "record_note", RecordNoteInput(SENCO, "a note"))
+        state = await until_delivered(client, pupil)
+        open_ = [c for c in state.consultations if c.status is ConsultationStatus.OPEN]
+        await parent_reply(client, pupil, open_[0].consultation_id, PARENTS[0], ParentReply.AGREE)
+        await starter.act(client, pupil, "close", CloseInput(SENCO, CloseReason.NEEDS_MET, "met"))
+        handle = client.get_workflow_handle_for(PupilJourney.run, f"pupil-{pupil}")
+        assert (await handle.result()).stage is Stage.CLOSED
+
+    pairs, stores = compared.pairs, compared.stores
+    assert pairs and stores  # the worker did ask, through this runner's instances
+    assert [d for d, s in pairs if d != s] == []
+    assert [d for d, s in stores if d != s] == []
+    kinds = {type(d) for d, _ in pairs}
+    # a payload of the run itself and one of an activity it scheduled, both answered
+    assert WorkflowSerializationContext in kinds
+    assert ActivitySerializationContext in kinds
+    activities = {d.activity_type for d, _ in pairs if isinstance(d, ActivitySerializationContext)}
+    assert {"send_notice", "record_journey"} <= activities
+
+
+class _Ts:
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+
+def test_an_unknown_sandbox_instance_is_left_to_the_sdk() -> None:
+    class Opaque(WorkflowInstance):
+        def activate(self, act: Any) -> Any:
+            raise NotImplementedError
+
+        def get_serialization_context(self, command_info: Any) -> Any:
+            return "the sdk's answer"
+
+        def get_external_store_context(self, command_info: Any) -> Any:
+            raise NotImplementedError
+
+        def get_info(self) -> Any:
+            raise NotImplementedError
+
+    class Inner:
+        def create_instance(self, det: Any) -> WorkflowInstance:
+            return Opaque()
+
+    runner = worker.DirectContextRunner(Inner())  # type: ignore[arg-type]
+    instance = runner.create_instance(None)  # type: ignore[arg-type]
+    assert isinstance(instance, Opaque)
+    assert instance.get_serialization_context(None) == "the sdk's answer"
