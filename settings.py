@@ -71,6 +71,10 @@ class Settings:
     activity_pollers: str = "5"
     max_concurrent_workflow_tasks: int | None = None  # None: the SDK's default
     max_concurrent_activities: int | None = None
+    #: A machine CPU share (0-1): above it the worker takes no further activities until its
+    #: workflow tasks have the CPU back (the SDK's resource-based activity slots, at most
+    #: ``max_concurrent_activities``). None: a fixed number of activity slots.
+    activity_cpu_target: float | None = None
     #: all | workflows | activities: what this worker process polls for.
     worker_role: str = "all"
 
@@ -117,6 +121,7 @@ class Settings:
             activity_pollers=env.get("SENFLOW_ACTIVITY_POLLERS", cls.activity_pollers),
             max_concurrent_workflow_tasks=_optional_int(env, "SENFLOW_MAX_WORKFLOW_TASKS"),
             max_concurrent_activities=_optional_int(env, "SENFLOW_MAX_ACTIVITIES"),
+            activity_cpu_target=_optional_float(env, "SENFLOW_ACTIVITY_CPU_TARGET"),
             worker_role=env.get("SENFLOW_WORKER_ROLE", cls.worker_role),
         )
 
@@ -151,6 +156,16 @@ def _policy_from_env(env: Mapping[str, str]) -> str:
 def _optional_int(env: Mapping[str, str], name: str) -> int | None:
     value = env.get(name)
     return int(value) if value else None
+
+
+def _optional_float(env: Mapping[str, str], name: str) -> float | None:
+    value = env.get(name)
+    if not value:
+        return None
+    share = float(value)
+    if not 0 < share <= 1:
+        raise ValueError(f"{name} is a share of the machine's CPU, above 0 and at most 1")
+    return share
 
 
 def _smtp_from_env(env: Mapping[str, str]) -> SmtpSettings | None:

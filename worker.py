@@ -14,12 +14,17 @@ from typing import Any
 import structlog
 from temporalio.client import Client
 from temporalio.worker import (
+    FixedSizeSlotSupplier,
     Interceptor,
     PollerBehavior,
     PollerBehaviorAutoscaling,
     PollerBehaviorSimpleMaximum,
+    ResourceBasedSlotConfig,
+    ResourceBasedSlotSupplier,
+    ResourceBasedTunerConfig,
     UnsandboxedWorkflowRunner,
     Worker,
+    WorkerTuner,
     WorkflowInstance,
     WorkflowInstanceDetails,
     WorkflowRunner,
@@ -156,14 +161,48 @@ def poller_behavior(value: str) -> PollerBehavior:
 def worker_options(settings: Settings) -> dict[str, Any]:
     """The performance levers every worker built from ``settings`` shares (the benchmark's
     baseline worker too, so both sides of a comparison run on the same settings)."""
-    return {
+    options: dict[str, Any] = {
         "workflow_runner": workflow_runner(settings.workflow_sandbox),
         "max_cached_workflows": settings.max_cached_workflows,
         "workflow_task_poller_behavior": poller_behavior(settings.workflow_pollers),
         "activity_task_poller_behavior": poller_behavior(settings.activity_pollers),
-        "max_concurrent_workflow_tasks": settings.max_concurrent_workflow_tasks,
-        "max_concurrent_activities": settings.max_concurrent_activities,
     }
+    if settings.activity_cpu_target is None:
+        options["max_concurrent_workflow_tasks"] = settings.max_concurrent_workflow_tasks
+        options["max_concurrent_activities"] = settings.max_concurrent_activities
+    else:  # a tuner replaces both counts (the SDK takes one or the other)
+        options["tuner"] = activity_cpu_tuner(settings)
+    return options
+
+
+#: The SDK's default slot counts, kept where a tuner replaces them.
+SDK_DEFAULT_SLOTS = 100
+#: Resource-based activity slots: always a few, and no pause between handing out more (the
+#: SDK's 50 ms default would cap a worker at ~20 new activities a second beyond the minimum).
+ACTIVITY_MIN_SLOTS = 2
+
+
+def activity_cpu_tuner(settings: Settings) -> WorkerTuner:
+    """Fixed workflow task slots; activity slots handed out only while the machine's CPU is
+    below ``activity_cpu_target`` (letters wait, journeys' workflow tasks do not)."""
+    assert settings.activity_cpu_target is not None
+    return WorkerTuner.create_composite(
+        workflow_supplier=FixedSizeSlotSupplier(
+            settings.max_concurrent_workflow_tasks or SDK_DEFAULT_SLOTS
+        ),
+        activity_supplier=ResourceBasedSlotSupplier(
+            ResourceBasedSlotConfig(
+                minimum_slots=ACTIVITY_MIN_SLOTS,
+                maximum_slots=settings.max_concurrent_activities or SDK_DEFAULT_SLOTS,
+                ramp_throttle=timedelta(0),
+            ),
+            ResourceBasedTunerConfig(
+                target_memory_usage=0.9, target_cpu_usage=settings.activity_cpu_target
+            ),
+        ),
+        local_activity_supplier=FixedSizeSlotSupplier(SDK_DEFAULT_SLOTS),
+        nexus_supplier=FixedSizeSlotSupplier(SDK_DEFAULT_SLOTS),
+    )
 
 
 def build_worker(

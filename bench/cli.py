@@ -34,6 +34,7 @@ LEVERS = {
     "activity_pollers": "SENFLOW_ACTIVITY_POLLERS",
     "max_workflow_tasks": "SENFLOW_MAX_WORKFLOW_TASKS",
     "max_activities": "SENFLOW_MAX_ACTIVITIES",
+    "activity_cpu_target": "SENFLOW_ACTIVITY_CPU_TARGET",
 }
 
 
@@ -89,6 +90,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     lever.add_argument("--activity-pollers", help="autoscaling or a number")
     lever.add_argument("--max-workflow-tasks", type=int)
     lever.add_argument("--max-activities", type=int)
+    lever.add_argument(
+        "--activity-cpu-target",
+        type=float,
+        help="resource-based activity slots: none handed out above this CPU share (0-1)",
+    )
     lever.add_argument("--no-wal", action="store_true", help="dev server without the WAL pragmas")
     lever.add_argument(
         "--activity-worker",

@@ -79,9 +79,13 @@ def start_cmd(pupil_id: str, policy: Policy | None = None, **kw: object) -> Star
 def recording_settings() -> Settings:
     """Settings for a script that records golden histories: its own task queue, a scratch
     outbox and read model that nobody keeps."""
-    scratch = Path(tempfile.mkdtemp(prefix="senflow-record-"))
+    return worker_settings(Path(tempfile.mkdtemp(prefix="senflow-record-")), "record")
+
+
+def worker_settings(scratch: Path, queue: str = "tq") -> Settings:
+    """A worker of its own: its own task queue, outbox and read model under ``scratch``."""
     return Settings(
-        task_queue=f"record-{uuid.uuid4()}",
+        task_queue=f"{queue}-{uuid.uuid4()}",
         outbox_dir=scratch / "outbox",
         database_url=f"sqlite:///{scratch}/records.db",
         auto_migrate=True,

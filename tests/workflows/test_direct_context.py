@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -17,8 +17,15 @@ import starter
 import worker
 from domain.commands import CloseInput, RecordNoteInput
 from domain.model import CloseReason, ConsultationStatus, ParentReply, Stage
-from journeys import PARENTS, SENCO, new_pupil, parent_reply, start_cmd, until_delivered
-from settings import Settings
+from journeys import (
+    PARENTS,
+    SENCO,
+    new_pupil,
+    parent_reply,
+    start_cmd,
+    until_delivered,
+    worker_settings,
+)
 from tests.workflows.test_journey_behaviour import open_started
 from workflows.pupil_journey import PupilJourney
 
@@ -59,17 +66,14 @@ def compared(monkeypatch: pytest.MonkeyPatch) -> type[_Compared]:
 async def test_every_context_is_the_one_the_sandbox_gives(
     ts_env: WorkflowEnvironment, tmp_path: Path, compared: type[_Compared]
 ) -> None:
-    settings = Settings(
-        task_queue=f"tq-{uuid.uuid4()}",
-        outbox_dir=tmp_path / "outbox",
-        database_url=f"sqlite:///{tmp_path}/records.db",
-        auto_migrate=True,
-    )
+    settings = worker_settings(tmp_path)
     client = Client(**ts_env.client.config())
     pupil = new_pupil()
     async with worker.build_worker(client, settings):
         await starter.start_journey(client, settings, start_cmd(pupil))
-        await open_started(_Ts(client), pupil)  # letters and read-model rows: activities
+        await open_started(
+            SimpleNamespace(client=client), pupil
+        )  # letters and read-model rows: activities
         await starter.act(client, pupil, "record_note", RecordNoteInput(SENCO, "a note"))
         state = await until_delivered(client, pupil)
         open_ = [c for c in state.consultations if c.status is ConsultationStatus.OPEN]
@@ -88,11 +92,6 @@ async def test_every_context_is_the_one_the_sandbox_gives(
     assert ActivitySerializationContext in kinds
     activities = {d.activity_type for d, _ in pairs if isinstance(d, ActivitySerializationContext)}
     assert {"send_notice", "record_journey"} <= activities
-
-
-class _Ts:
-    def __init__(self, client: Client) -> None:
-        self.client = client
 
 
 def test_an_unknown_sandbox_instance_is_left_to_the_sdk() -> None:
