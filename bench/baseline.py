@@ -11,6 +11,12 @@ memo, timers re-armed on every change, letters rendered and files and rows writt
 
 With ``mirror_effects=False`` (``--baseline bare``) it runs no notice or record activity at all
 except the storm's one reminder: the literal "messages only" baseline.
+
+With ``publish=True`` (``--baseline visibility``) it also writes to visibility what the journey
+writes for the same messages: its start's search attributes and memo, one patch marker, the
+stage and next review when School Action opens and when it closes, the machine state in the
+memo at each of those and when the review falls due. Not the default: it measures how much of
+senflow's cost is that, not a bare Temporal workflow.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from temporalio import activity, workflow
 from temporalio.exceptions import ApplicationError
 
 from workflows.priority import notice_priority
+from workflows.search_attributes import SEN_NEXT_REVIEW, SEN_STAGE
 
 #: The activities' retry and timeouts match the journey's (retry until delivered).
 _TIMEOUT = timedelta(seconds=30)
@@ -36,6 +43,9 @@ class BareInput:
     mirror_effects: bool = True
     #: The storm: the review falls due at this instant (None: no review timer).
     review_due_at: datetime | None = None
+    #: ``--baseline visibility``: write what senflow's journey writes to visibility for the
+    #: same messages (its patch marker, search attributes and memo), with fixed values.
+    publish: bool = False
 
 
 @dataclass
@@ -127,6 +137,8 @@ class BareJourney:
             await workflow.sleep(delay)
         self._review_due = True
         self._fired_at = workflow.now()
+        if self._input.publish:  # senflow's machine state moves to review_due
+            workflow.upsert_memo({"machine_state": "school_action__review_due"})
         self._changed("review_due")
 
     async def _deliver(self) -> None:
@@ -157,6 +169,15 @@ class BareJourney:
     @workflow.update
     def act(self, cmd: BareUpdate) -> BareResult:
         self._changed(cmd.name)
+        if self._input.publish and cmd.name == "open_school_action":
+            # senflow's first change: its run's one patch marker, the stage and next review,
+            # and the machine state in the memo
+            workflow.patched("bare-visibility")
+            review = workflow.now() + timedelta(days=91)
+            workflow.upsert_search_attributes(
+                [SEN_STAGE.value_set("school_action"), SEN_NEXT_REVIEW.value_set(review)]
+            )
+            workflow.upsert_memo({"machine_state": "school_action__awaiting_parents"})
         return BareResult(self._step)
 
     @act.validator
@@ -168,6 +189,11 @@ class BareJourney:
     def finish(self, cmd: BareUpdate) -> BareResult:
         self._changed(cmd.name)
         self._finished = True
+        if self._input.publish:
+            workflow.upsert_search_attributes(
+                [SEN_STAGE.value_set("closed"), SEN_NEXT_REVIEW.value_unset()]
+            )
+            workflow.upsert_memo({"machine_state": "closed__ended"})
         return BareResult(self._step)
 
     @finish.validator

@@ -78,10 +78,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--baseline",
-        choices=["mirrored", "bare"],
+        choices=["mirrored", "bare", "visibility"],
         default="mirrored",
         help="mirrored: the baseline runs as many notice/record activities as senflow "
-        "(no-op); bare: messages only, one reminder activity in the storm",
+        "(no-op); bare: messages only, one reminder activity in the storm; visibility: "
+        "mirrored, and it also writes senflow's search attributes, memo and patch marker",
     )
     lever = p.add_argument_group("worker levers (both sides; default: settings.py)")
     lever.add_argument("--sandbox", choices=["sandboxed", "passthrough", "unsandboxed"])

@@ -135,11 +135,18 @@ class BareDriver(Driver):
     name = "baseline"
 
     def __init__(
-        self, client: Client, task_queue: str, run_id: str, notices: dict[str, int], mirror: bool
+        self,
+        client: Client,
+        task_queue: str,
+        run_id: str,
+        notices: dict[str, int],
+        mirror: bool,
+        publish: bool = False,
     ) -> None:
         super().__init__(client, task_queue, run_id)
         self.notices = notices
         self.mirror = mirror
+        self.publish = publish
         self._due: dict[str, datetime] = {}
 
     def workflow_id(self, pupil: str) -> str:
@@ -150,9 +157,14 @@ class BareDriver(Driver):
     ) -> WorkflowHandle[BareJourney, object]:
         return await self.client.start_workflow(
             BareJourney.run,
-            BareInput(dict(self.notices), self.mirror, due_at),
+            BareInput(dict(self.notices), self.mirror, due_at, self.publish),
             id=self.workflow_id(pupil),
             task_queue=self.task_queue,
+            # what senflow's start carries (visibility baseline only)
+            search_attributes=(
+                starter.initial_search_attributes(pattern.start(pupil)) if self.publish else None
+            ),
+            memo=starter.initial_memo() if self.publish else None,
         )
 
     async def _act(self, handle: WorkflowHandle[BareJourney, object], name: str) -> None:

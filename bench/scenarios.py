@@ -45,7 +45,7 @@ class Options:
     records_journeys: int = 150
     pg_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
     hold: int = 0
-    baseline: str = "mirrored"  # mirrored | bare
+    baseline: str = "mirrored"  # mirrored | bare | visibility
     wal: bool = True
     #: Worker levers, as SENFLOW_* environment for both sides' worker processes.
     worker_env: dict[str, str] = field(default_factory=dict)
@@ -121,7 +121,14 @@ async def phase(
             driver = SenflowDriver(client, task_queue, run_id)
         else:
             notices = pattern.shape(opts.updates).notices
-            driver = BareDriver(client, task_queue, run_id, notices, opts.baseline == "mirrored")
+            driver = BareDriver(
+                client,
+                task_queue,
+                run_id,
+                notices,
+                mirror=opts.baseline in ("mirrored", "visibility"),
+                publish=opts.baseline == "visibility",
+            )
         spy = None
         if opts.profile and scenario == "messages":
             spy = profile.start(worker.pid, opts.out_dir / f"profile-{side}.raw")
