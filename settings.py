@@ -121,7 +121,7 @@ class Settings:
             activity_pollers=env.get("SENFLOW_ACTIVITY_POLLERS", cls.activity_pollers),
             max_concurrent_workflow_tasks=_optional_int(env, "SENFLOW_MAX_WORKFLOW_TASKS"),
             max_concurrent_activities=_optional_int(env, "SENFLOW_MAX_ACTIVITIES"),
-            activity_cpu_target=_optional_float(env, "SENFLOW_ACTIVITY_CPU_TARGET"),
+            activity_cpu_target=_optional_share(env, "SENFLOW_ACTIVITY_CPU_TARGET"),
             worker_role=env.get("SENFLOW_WORKER_ROLE", cls.worker_role),
         )
 
@@ -158,7 +158,7 @@ def _optional_int(env: Mapping[str, str], name: str) -> int | None:
     return int(value) if value else None
 
 
-def _optional_float(env: Mapping[str, str], name: str) -> float | None:
+def _optional_share(env: Mapping[str, str], name: str) -> float | None:
     value = env.get(name)
     if not value:
         return None

@@ -89,7 +89,6 @@ class DirectContextRunner(WorkflowRunner):
 
     def __init__(self, inner: SandboxedWorkflowRunner) -> None:
         self.inner = inner
-        self.instance_class: type[_DirectContext] = _DirectContext
 
     def prepare_workflow(self, defn: Any) -> None:
         self.inner.prepare_workflow(defn)
@@ -99,7 +98,7 @@ class DirectContextRunner(WorkflowRunner):
         in_sandbox = getattr(instance, "globals_and_locals", {}).get("__temporal_in_sandbox")
         if in_sandbox is None or not hasattr(in_sandbox, "get_serialization_context"):
             return instance  # not the sandbox this was written against: the SDK's own path
-        return self.instance_class(instance, in_sandbox)
+        return _DirectContext(instance, in_sandbox)
 
     def set_worker_level_failure_exception_types(
         self, types: Sequence[type[BaseException]]
@@ -171,7 +170,7 @@ def worker_options(settings: Settings) -> dict[str, Any]:
         options["max_concurrent_workflow_tasks"] = settings.max_concurrent_workflow_tasks
         options["max_concurrent_activities"] = settings.max_concurrent_activities
     else:  # a tuner replaces both counts (the SDK takes one or the other)
-        options["tuner"] = activity_cpu_tuner(settings)
+        options["tuner"] = activity_cpu_tuner(settings, settings.activity_cpu_target)
     return options
 
 
@@ -182,10 +181,9 @@ SDK_DEFAULT_SLOTS = 100
 ACTIVITY_MIN_SLOTS = 2
 
 
-def activity_cpu_tuner(settings: Settings) -> WorkerTuner:
+def activity_cpu_tuner(settings: Settings, cpu_target: float) -> WorkerTuner:
     """Fixed workflow task slots; activity slots handed out only while the machine's CPU is
-    below ``activity_cpu_target`` (letters wait, journeys' workflow tasks do not)."""
-    assert settings.activity_cpu_target is not None
+    below ``cpu_target`` (letters wait, journeys' workflow tasks do not)."""
     return WorkerTuner.create_composite(
         workflow_supplier=FixedSizeSlotSupplier(
             settings.max_concurrent_workflow_tasks or SDK_DEFAULT_SLOTS
@@ -196,9 +194,7 @@ def activity_cpu_tuner(settings: Settings) -> WorkerTuner:
                 maximum_slots=settings.max_concurrent_activities or SDK_DEFAULT_SLOTS,
                 ramp_throttle=timedelta(0),
             ),
-            ResourceBasedTunerConfig(
-                target_memory_usage=0.9, target_cpu_usage=settings.activity_cpu_target
-            ),
+            ResourceBasedTunerConfig(target_memory_usage=0.9, target_cpu_usage=cpu_target),
         ),
         local_activity_supplier=FixedSizeSlotSupplier(SDK_DEFAULT_SLOTS),
         nexus_supplier=FixedSizeSlotSupplier(SDK_DEFAULT_SLOTS),

@@ -11,7 +11,6 @@ import pytest
 from temporalio.client import Client
 from temporalio.converter import ActivitySerializationContext, WorkflowSerializationContext
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import WorkflowInstance
 
 import starter
 import worker
@@ -51,15 +50,8 @@ class _Compared(worker._DirectContext):
 @pytest.fixture
 def compared(monkeypatch: pytest.MonkeyPatch) -> type[_Compared]:
     _Compared.pairs, _Compared.stores = [], []
-    real = worker.workflow_runner
-
-    def runner(sandbox: str = "passthrough") -> Any:
-        built = real(sandbox)
-        assert isinstance(built, worker.DirectContextRunner)
-        built.instance_class = _Compared
-        return built
-
-    monkeypatch.setattr(worker, "workflow_runner", runner)
+    assert isinstance(worker.workflow_runner(), worker.DirectContextRunner)
+    monkeypatch.setattr(worker, "_DirectContext", _Compared)  # what its instances are built as
     return _Compared
 
 
@@ -71,9 +63,8 @@ async def test_every_context_is_the_one_the_sandbox_gives(
     pupil = new_pupil()
     async with worker.build_worker(client, settings):
         await starter.start_journey(client, settings, start_cmd(pupil))
-        await open_started(
-            SimpleNamespace(client=client), pupil
-        )  # letters and read-model rows: activities
+        # letters and read-model rows: activities of both kinds
+        await open_started(SimpleNamespace(client=client), pupil)
         await starter.act(client, pupil, "record_note", RecordNoteInput(SENCO, "a note"))
         state = await until_delivered(client, pupil)
         open_ = [c for c in state.consultations if c.status is ConsultationStatus.OPEN]
@@ -95,21 +86,12 @@ async def test_every_context_is_the_one_the_sandbox_gives(
 
 
 def test_an_unknown_sandbox_instance_is_left_to_the_sdk() -> None:
-    class Opaque(WorkflowInstance):
-        def activate(self, act: Any) -> Any:
-            raise NotImplementedError
-
+    class Opaque:  # an instance without the sandbox's globals: only the SDK can answer
         def get_serialization_context(self, command_info: Any) -> Any:
             return "the sdk's answer"
 
-        def get_external_store_context(self, command_info: Any) -> Any:
-            raise NotImplementedError
-
-        def get_info(self) -> Any:
-            raise NotImplementedError
-
     class Inner:
-        def create_instance(self, det: Any) -> WorkflowInstance:
+        def create_instance(self, det: Any) -> Opaque:
             return Opaque()
 
     runner = worker.DirectContextRunner(Inner())  # type: ignore[arg-type]
