@@ -90,6 +90,9 @@ LEAN_RUN_PATCH = "lean-run"
 
 
 def workflow_id(pupil_id: str) -> str:
+    """The id journeys had before each had a random one of its own: ``pupil-<reference>``.
+    Those journeys keep it; tests and scripts still start journeys under readable ids of
+    this form. A journey started through ``service`` gets ``service.temporal.new_journey_id``."""
     return f"pupil-{pupil_id}"
 
 
