@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, MetaData, String
+from sqlalchemy import JSON, ForeignKey, Index, MetaData, String, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from records.models import NAMING_CONVENTION, Code, Id, UtcDateTime
@@ -27,6 +27,8 @@ class ApiUser(AccessBase):
     role: Mapped[str] = mapped_column(Code)
     #: The schools they act for (an admin's: their local authority's schools).
     schools: Mapped[list[str]] = mapped_column(JSON)
+    #: Where their sign-in links go (the web app signs people in by it).
+    email: Mapped[str | None] = mapped_column(String(320), unique=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
@@ -49,3 +51,33 @@ class ApiToken(AccessBase):
     #: A parent's token answers one consultation of one journey, nothing else.
     workflow_id: Mapped[str | None] = mapped_column(Id)
     consultation_id: Mapped[str | None] = mapped_column(Id)
+
+
+class JourneyRef(AccessBase):
+    """Which setting knows a journey by which of its own pupil references.
+
+    Written before the journey's workflow starts (and removed again if the start fails), so
+    the unique index over open journeys is what stops one setting opening two journeys for
+    one pupil. Two settings may each use the same reference. Not projected from Temporal:
+    ``records rebuild`` keeps it; a purge deletes it with the journey's other rows.
+    """
+
+    __tablename__ = "journey_refs"
+    workflow_id: Mapped[str] = mapped_column(Id, primary_key=True)  # the journey id
+    setting_id: Mapped[str] = mapped_column(Id)
+    reference: Mapped[str] = mapped_column(Id)
+    #: starting (row written, workflow not yet confirmed), open, closed
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+    __table_args__ = (
+        Index(
+            "uq_journey_refs_open",
+            "setting_id",
+            "reference",
+            unique=True,
+            sqlite_where=text("status != 'closed'"),
+            postgresql_where=text("status != 'closed'"),
+        ),
+    )

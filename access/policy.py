@@ -24,6 +24,7 @@ class Permission(StrEnum):
     CODEC = "codec"  # decode histories in the Temporal Web UI
     ACT_LOCAL_AUTHORITY = "act_local_authority"  # the EHC needs assessment's steps (2014)
     MIGRATE = "migrate"  # move running journeys to the 2014 Code
+    MANAGE_USERS = "manage_users"  # add, list and revoke the users of their own settings
 
 
 GRANTS: dict[Role, frozenset[Permission]] = {
@@ -35,7 +36,9 @@ GRANTS: dict[Role, frozenset[Permission]] = {
     ),
     Role.SPECIALIST: frozenset({Permission.COMPLETE_REFERRAL}),
     Role.PARENT: frozenset({Permission.RESPOND_CONSULTATION}),
-    Role.ADMIN: frozenset({Permission.READ_JOURNEY, Permission.REPORTS, Permission.MIGRATE}),
+    Role.ADMIN: frozenset(
+        {Permission.READ_JOURNEY, Permission.REPORTS, Permission.MIGRATE, Permission.MANAGE_USERS}
+    ),
     Role.LOCAL_AUTHORITY: frozenset(
         {Permission.READ_JOURNEY, Permission.ACT_LOCAL_AUTHORITY, Permission.REPORTS}
     ),
@@ -100,4 +103,5 @@ _WORDS = {
     Permission.CODEC: "decode payloads",
     Permission.ACT_LOCAL_AUTHORITY: "take the local authority's EHC assessment steps",
     Permission.MIGRATE: "move journeys to the 2014 Code",
+    Permission.MANAGE_USERS: "manage users",
 }

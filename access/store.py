@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -19,9 +20,19 @@ from domain.commands import Refused, check_opaque_id
 from domain.model import Role
 
 
-def add_user(session: Session, user_id: str, role: Role, schools: list[str], now: datetime) -> str:
+def add_user(
+    session: Session,
+    user_id: str,
+    role: Role,
+    schools: list[str],
+    now: datetime,
+    email: str | None = None,
+) -> str:
     """A new user and their first token (returned: the only time it is seen in clear)."""
     check_opaque_id(user_id, "user id")
+    email = check_email(email) if email is not None else None
+    if email is not None and session.scalars(select(ApiUser).where(ApiUser.email == email)).first():
+        raise Refused("another user already has that email address")
     if role not in USER_ROLES:
         raise Refused(
             f"role {role.value} cannot be a user "
@@ -36,10 +47,39 @@ def add_user(session: Session, user_id: str, role: Role, schools: list[str], now
     if session.get(ApiUser, user_id) is not None:
         raise Refused(f"user {user_id} already exists (use `senflow users token` for a new token)")
     session.add(
-        ApiUser(user_id=user_id, role=role.value, schools=sorted(set(schools)), created_at=now)
+        ApiUser(
+            user_id=user_id,
+            role=role.value,
+            schools=sorted(set(schools)),
+            email=email,
+            created_at=now,
+        )
     )
     session.flush()
     return new_token_for(session, user_id, now)
+
+
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+
+
+def check_email(address: str) -> str:
+    """A plain address (local@domain.tld), no display name, no line breaks; lower-cased
+    domain. Refused otherwise, before it reaches a letter's headers."""
+    address = address.strip()
+    if len(address) > 254 or not _EMAIL.match(address):
+        raise Refused("that is not an email address (name@example.org)")
+    local, _, domain = address.rpartition("@")
+    return f"{local}@{domain.lower()}"
+
+
+def active_admins(session: Session) -> int:
+    return len(
+        session.scalars(
+            select(ApiUser.user_id).where(
+                ApiUser.role == Role.ADMIN.value, ApiUser.revoked_at.is_(None)
+            )
+        ).all()
+    )
 
 
 def new_token_for(session: Session, user_id: str, now: datetime) -> str:
@@ -93,6 +133,7 @@ def list_users(session: Session) -> list[dict[str, Any]]:
                 "user": user.user_id,
                 "role": user.role,
                 "schools": ",".join(user.schools) or "-",
+                "email": user.email,
                 "tokens": ",".join(live) or "-",
                 "revoked": user.revoked_at,
             }

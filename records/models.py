@@ -61,11 +61,12 @@ class Base(DeclarativeBase):
 
 
 class Pupil(Base):
-    """Opaque id, school, birth month and year only: never a name or a full date of birth."""
+    """Opaque id, school, birth month and year only: never a name or a full date of birth.
+    The id is the school's own reference, so it is unique only within its school."""
 
     __tablename__ = "pupils"
     pupil_id: Mapped[str] = mapped_column(Id, primary_key=True)
-    school_id: Mapped[str] = mapped_column(Id, index=True)
+    school_id: Mapped[str] = mapped_column(Id, primary_key=True, index=True)
     birth_year: Mapped[int | None] = mapped_column(Integer)
     birth_month: Mapped[int | None] = mapped_column(Integer)
     year_group: Mapped[str | None] = mapped_column(Code)

@@ -149,21 +149,27 @@ def time_in_stage(session: Session, now: datetime, school: str | None = None) ->
 def identification_by_birth_month(session: Session) -> list[Row]:
     """Pupils ever placed at School Action or above, by birth month in the school year
     (September = 1 … August = 12), per school and overall, among pupils with a journey."""
-    ever = set(
-        session.scalars(
-            select(m.Journey.pupil_id)
+    # (school, pupil): a pupil reference is the school's own, so only the pair is unique
+    pupil = (m.Journey.school_id, m.Journey.pupil_id)
+    ever = {
+        (school, ref)
+        for school, ref in session.execute(
+            select(*pupil)
             .join(m.StageChange, m.StageChange.workflow_id == m.Journey.workflow_id)
             .where(m.StageChange.to_stage.in_(REGISTER))
         )
-    )
-    ever |= set(session.scalars(select(m.Journey.pupil_id).where(m.Journey.stage.in_(REGISTER))))
+    }
+    ever |= {
+        (school, ref)
+        for school, ref in session.execute(select(*pupil).where(m.Journey.stage.in_(REGISTER)))
+    }
     counts: dict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0])
     for p in session.scalars(select(m.Pupil).where(m.Pupil.birth_month.is_not(None))):
         assert p.birth_month is not None
         month = school_year_month(p.birth_month)
         for school in (p.school_id, "ALL"):
             counts[(school, month)][0] += 1
-            counts[(school, month)][1] += p.pupil_id in ever
+            counts[(school, month)][1] += (p.school_id, p.pupil_id) in ever
     return [
         {
             "school": school,

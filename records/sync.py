@@ -254,7 +254,7 @@ def _verify_one(session: Session, source: Source) -> list[Difference]:
     check("next_review_at", s.review_due_at, journey.next_review_at)
     check("closed_at", s.closed_at, journey.closed_at)
     check("last_step", s.step, journey.last_step)
-    pupil = session.get(m.Pupil, s.pupil_id)
+    pupil = session.get(m.Pupil, (s.pupil_id, s.school_id))
     check("pupil.school", s.school_id, pupil.school_id if pupil else None)
     check(
         "stage_changes",
