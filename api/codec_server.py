@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Cookie, Depends, Header, Request
@@ -19,10 +19,9 @@ from temporalio.api.common.v1 import Payload
 
 from access.policy import Permission, Principal, require
 from api import schemas as s
+from api.deps import authenticate
 from crypto.codec import EncryptionCodec
-
-if TYPE_CHECKING:
-    from api.app import Services
+from service.context import Services
 
 log = structlog.get_logger("senflow.api")
 COOKIE = "senflow_codec"
@@ -34,8 +33,6 @@ def codec_user(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     senflow_codec: Annotated[str | None, Cookie(include_in_schema=False)] = None,
 ) -> Principal:
-    from api.app import authenticate
-
     token = credentials.credentials if credentials else senflow_codec
     principal = authenticate(request.app.state.services, request, token)
     require(principal, Permission.CODEC)

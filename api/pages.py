@@ -4,7 +4,6 @@ from their letter), and the codec sign-in that lets an auditor read histories in
 from __future__ import annotations
 
 from html import escape
-from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
@@ -14,11 +13,12 @@ from pydantic import ValidationError
 from access.policy import Forbidden, Permission, require
 from api import schemas as s
 from api.codec_server import COOKIE
+from api.deps import Unauthenticated, authenticate
 from domain.commands import Refused
 from domain.model import Role
-
-if TYPE_CHECKING:
-    from api.app import Services
+from service import journeys
+from service.context import Services
+from service.errors import NotFound
 
 MAX_FORM = 16_384
 _PAGE = """<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{title}</title></head>
@@ -53,8 +53,6 @@ async def _form(request: Request) -> dict[str, str]:
 
 
 def router(services: Services) -> APIRouter:
-    from api.app import Unauthenticated, authenticate, parent_reply
-
     r = APIRouter(include_in_schema=False)
 
     @r.get("/reply")
@@ -71,13 +69,15 @@ def router(services: Services) -> APIRouter:
             body = s.ConsultationResponseRequest.model_validate(
                 {"reply": form.get("reply", ""), "comments": form.get("comments", "")}
             )
-            workflow_id, consultation_id = principal.consultation
-            await parent_reply(
+            journey_id, consultation_id = principal.consultation
+            await journeys.respond(
                 services,
                 principal,
-                workflow_id.removeprefix("pupil-"),
+                journey_id,
                 consultation_id,
-                body,
+                body.reply,
+                body.comments,
+                body.reply_id,
             )
         except Unauthenticated:
             return page(
@@ -87,7 +87,7 @@ def router(services: Services) -> APIRouter:
             )
         except ValidationError:
             return page("Reply to the school", "<p>Please choose an answer.</p>" + _REPLY_FORM, 422)
-        except (Forbidden, Refused) as err:
+        except (Forbidden, Refused, NotFound) as err:
             return page("Reply to the school", f"<p>{escape(str(err))}</p>", 409)
         return page("Thank you", "<p>Your reply has been sent to the school.</p>")
 

@@ -161,7 +161,8 @@ class Accepted(BaseModel):
 
 
 class JourneyView(BaseModel):
-    pupil_id: str
+    journey_id: str = Field(description="the journey's own opaque id: address it by this")
+    pupil_id: str = Field(description="the setting's own reference for the pupil")
     school_id: str
     senco_id: str
     parent_ids: list[str]
@@ -183,9 +184,10 @@ class JourneyView(BaseModel):
 
 
 class JourneyListingView(BaseModel):
-    pupil_id: str
-    stage: str | None
+    journey_id: str
+    pupil: str
     school: str | None
+    stage: str | None
     next_review: datetime | None
     overdue: bool | None
     status: str
@@ -207,6 +209,26 @@ class Me(BaseModel):
     role: Role
     schools: list[str]
     consultation: str | None = None
+    journey_id: str | None = Field(default=None, description="a parent's code: its journey")
+
+
+class UserRequest(Body):
+    user_id: OpaqueId
+    role: Role
+    schools: Annotated[list[OpaqueId], Field(max_length=200)] = []
+    email: Annotated[str, Field(max_length=254)] | None = None
+
+
+class Issued(BaseModel):
+    """A token, shown this once."""
+
+    user_id: str
+    token: str
+
+
+class Revoked(BaseModel):
+    user_id: str
+    tokens_revoked: int
 
 
 class Problem(BaseModel):

@@ -41,7 +41,7 @@ from workflows.pupil_journey import PupilJourney
 
 @dataclass(frozen=True)
 class Action:
-    #: The CLI command and the API's path under /v1/journeys/{journey_id}/actions/.
+    #: The CLI command.
     name: str
     update: UpdateMethodMultiParam[Any, ActionResult]
     input: type[Any]
@@ -49,6 +49,8 @@ class Action:
     #: Who usually takes it (the web app's wording, the CLI's help).
     role: Role
     help: str
+    #: The API's route under /v1/journeys/{journey_id}/ (None: not one journey's route).
+    path: str | None
 
     @property
     def update_name(self) -> str:
@@ -71,6 +73,7 @@ ACTIONS: tuple[Action, ...] = (
         ACT_SENCO,
         _S,
         "SENCO: move to School Action with an IEP",
+        "school-action",
     ),
     Action(
         "note",
@@ -79,6 +82,7 @@ ACTIONS: tuple[Action, ...] = (
         ACT_STAFF,
         _T,
         "class teacher / SENCO: record a progress note",
+        "notes",
     ),
     Action(
         "review",
@@ -87,6 +91,7 @@ ACTIONS: tuple[Action, ...] = (
         ACT_STAFF,
         _S,
         "record an IEP review and its outcome",
+        "reviews",
     ),
     Action(
         "escalate",
@@ -95,6 +100,7 @@ ACTIONS: tuple[Action, ...] = (
         ACT_SENCO,
         _S,
         "SENCO: move to School Action Plus with a new IEP",
+        "escalation",
     ),
     Action(
         "refer",
@@ -103,6 +109,7 @@ ACTIONS: tuple[Action, ...] = (
         ACT_SENCO,
         _S,
         "SENCO: refer to a specialist (from School Action Plus)",
+        "referrals",
     ),
     Action(
         "request-statutory-assessment",
@@ -111,6 +118,7 @@ ACTIONS: tuple[Action, ...] = (
         ACT_SENCO,
         _S,
         "SENCO: ask the local authority to assess",
+        "statutory-assessment-request",
     ),
     Action(
         "step-down",
@@ -119,8 +127,17 @@ ACTIONS: tuple[Action, ...] = (
         ACT_SENCO,
         _S,
         "SENCO: move one stage down",
+        "step-down",
     ),
-    Action("close", PupilJourney.close, CloseInput, ACT_SENCO, _S, "SENCO: close the journey"),
+    Action(
+        "close",
+        PupilJourney.close,
+        CloseInput,
+        ACT_SENCO,
+        _S,
+        "SENCO: close the journey",
+        "closure",
+    ),
     Action(
         "open-sen-support",
         PupilJourney.open_sen_support,
@@ -128,6 +145,7 @@ ACTIONS: tuple[Action, ...] = (
         ACT_SENCO,
         _S,
         "SENCO (2014 Code): assess, plan, do, review — open SEN Support",
+        "sen-support",
     ),
     Action(
         "request-ehc-assessment",
@@ -136,6 +154,7 @@ ACTIONS: tuple[Action, ...] = (
         ACT_SENCO,
         _S,
         "SENCO: ask the local authority for an EHC needs assessment",
+        "ehc-assessment-request",
     ),
     Action(
         "ehc-decide",
@@ -144,6 +163,7 @@ ACTIONS: tuple[Action, ...] = (
         ACT_LA,
         _LA,
         "local authority: decide whether to assess (6 weeks)",
+        "ehc/decision",
     ),
     Action(
         "ehc-advice",
@@ -152,6 +172,7 @@ ACTIONS: tuple[Action, ...] = (
         ACT_LA,
         _LA,
         "local authority: ask a professional for advice (6 weeks)",
+        "ehc/advice",
     ),
     Action(
         "ehc-advice-received",
@@ -160,6 +181,7 @@ ACTIONS: tuple[Action, ...] = (
         ACT_LA,
         _LA,
         "local authority: record advice received",
+        "ehc/advice/{advice_id}/received",
     ),
     Action(
         "ehc-draft",
@@ -168,6 +190,7 @@ ACTIONS: tuple[Action, ...] = (
         ACT_LA,
         _LA,
         "local authority: issue the draft plan, or decide not to (16 weeks)",
+        "ehc/draft",
     ),
     Action(
         "ehc-final",
@@ -176,6 +199,7 @@ ACTIONS: tuple[Action, ...] = (
         ACT_LA,
         _LA,
         "local authority: issue the final EHC plan (20 weeks)",
+        "ehc/final",
     ),
     Action(
         "ehc-pause",
@@ -184,6 +208,7 @@ ACTIONS: tuple[Action, ...] = (
         ACT_LA,
         _LA,
         "local authority: pause the clock for an exception the law allows",
+        "ehc/pause",
     ),
     Action(
         "ehc-resume",
@@ -192,6 +217,7 @@ ACTIONS: tuple[Action, ...] = (
         ACT_LA,
         _LA,
         "local authority: resume the clock",
+        "ehc/resume",
     ),
     Action(
         "move-to-code-2014",
@@ -200,6 +226,7 @@ ACTIONS: tuple[Action, ...] = (
         Permission.MIGRATE,
         Role.ADMIN,
         "admin: move this journey to the 2014 Code (migrate moves a school's at once)",
+        None,
     ),
 )
 

@@ -48,6 +48,11 @@ class Opened:
     state: JourneyState
 
 
+#: What a front end puts in an action's ``actor`` field: ``act`` replaces it with the
+#: signed-in principal, so no front end can name anyone else.
+SIGNED_IN = Actor("signed-in", Role.SYSTEM)
+
+
 def actor_of(principal: Principal) -> Actor:
     """Who history records: always the signed-in principal, never a typed value."""
     return Actor(principal.actor_id, principal.role)
