@@ -36,6 +36,18 @@ SEARCH_ATTRIBUTES: dict[str, str] = {
     "SenCode": "Keyword",
 }
 
+#: The dev stack's people (user id, role, settings): `make run` makes each, keeps their token in
+#: .senflow/tokens/<user> (readable by this user only) and says how to act as each.
+DEMO_USERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("teacher-1", "class_teacher", ("school-1",)),
+    ("senco-1", "senco", ("school-1",)),
+    ("senco-2", "senco", ("school-2",)),
+    ("ep-7", "specialist", ()),
+    ("la-7", "local_authority", ("school-1", "school-2")),
+    ("admin-1", "admin", ("school-1", "school-2")),
+    ("auditor-1", "auditor", ("school-1", "school-2")),
+)
+
 #: DESIGN.md's measured lever: WAL roughly doubles the dev server's starts and updates.
 SQLITE_PRAGMAS = ("journal_mode=wal", "synchronous=normal")
 
@@ -165,7 +177,9 @@ def up(
 
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     made = local_secrets(settings)
-    migrate(make_engine(settings.database_url))  # once, before the worker and the API start
+    engine = make_engine(settings.database_url)
+    migrate(engine)  # once, before the worker and the API start
+    tokens = demo_users(settings, engine)
     api_port = api_port or settings.api_port
     api_url = settings.api_url or f"http://localhost:{api_port}"
     db_file = settings.state_dir / "temporal.db"
@@ -191,6 +205,10 @@ def up(
         env.setdefault("SENFLOW_API_URL", api_url)  # printed in parents' letters
         procs.append(("worker", subprocess.Popen(worker_args(), env=env)))
         procs.append(("api", subprocess.Popen(api_args(api_port), env=env)))
+        people = "\n".join(
+            f"  {user:<10} {role} of {', '.join(schools) or 'any school (by referral)'}"
+            for user, role, schools in DEMO_USERS
+        )
         _say(
             f"""
 senflow is running.
@@ -202,10 +220,11 @@ senflow is running.
   Payload keys      {settings.state_dir}/payload-keys{" (new)" if made else ""}
   Retention         closed runs kept {settings.retention.days} days in Temporal; archived every \
 {settings.archive_every} (Web UI: Schedules, senflow-archiver; `senflow archive status`)
-Try it, in another terminal:
-  .venv/bin/senflow users add senco-1 --role senco --school school-1   # prints a token
-  .venv/bin/senflow demo                 # one pupil, the whole journey, in minutes
-  .venv/bin/senflow list                 # every open journey
+Demo users (tokens in {tokens}/, readable by you only); act as one, in another terminal:
+  export SENFLOW_TOKEN=$(cat {tokens}/senco-1)     # or: senflow login --token-file ...
+  .venv/bin/senflow list                 # the journeys of senco-1's school
+{people}
+  .venv/bin/senflow demo                 # operator: one pupil, the whole journey, in minutes
   .venv/bin/senflow --help
 Press Ctrl-C to stop the worker and the server.
 """
@@ -227,6 +246,38 @@ Press Ctrl-C to stop the worker and the server.
                     proc.wait()
     _say("stopped.")
     return 0
+
+
+def demo_users(settings: Settings, engine: object) -> Path:
+    """The dev stack's users, made once; each token kept in a file only this user can read.
+    A user whose token file was lost gets a new token."""
+    from datetime import UTC, datetime
+
+    from access import store
+    from access.models import ApiUser
+    from domain.model import Role
+    from records.db import sessions
+
+    folder = settings.state_dir / "tokens"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    folder.chmod(0o700)
+    factory = sessions(engine)  # type: ignore[arg-type]
+    for user, role, schools in DEMO_USERS:
+        path = folder / user
+        with factory.begin() as session:
+            known = session.get(ApiUser, user)
+            if known is not None and (known.revoked_at is not None or path.exists()):
+                continue
+            now = datetime.now(UTC)
+            if known is None:
+                email = f"{user}@{(schools or ('specialists',))[0]}.example.org"
+                token = store.add_user(session, user, Role(role), list(schools), now, email)
+            else:
+                token = store.new_token_for(session, user, now)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(token + "\n")
+    return folder
 
 
 def _say(text: str) -> None:

@@ -1,308 +1,151 @@
-"""`senflow`: the command line for every role, and the application functions behind it.
+"""`senflow`: the command line. Acting and reading commands are a client of the HTTP API, as
+the signed-in user (`senflow login`, or SENFLOW_TOKEN); history records the token's owner.
+Operator commands (worker, api, up, keys, records, contacts, archive, replay --all, demo,
+bench, users bootstrap) run beside the service and reach Temporal or the database directly.
 
-The functions take a ``Client`` so tests (and later the HTTP API) call the same code.
-Exit codes: 0 done, 1 refused (the reason on stderr), 2 usage error, 3 Temporal unreachable.
+Exit codes: 0 done, 1 refused (the reason on stderr, including "not signed in"), 2 usage
+error, 3 the API or Temporal unreachable.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
-import io
+import getpass
 import json
 import os
 import sys
-import time
-import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass, is_dataclass, replace
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Callable, Sequence
+from datetime import date
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
+from urllib.parse import quote
 
-from sqlalchemy import select
-from temporalio.client import (
-    Client,
-    WorkflowUpdateFailedError,
-)
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
-)
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
+import httpx
 
 from api import cli as api_cli
 from archive import cli as archive_cli
-from archive.store import archive_reader
-from audit import compliance
-from audit import report as audit_report
-from audit import trail as trail_module
-from domain.commands import (
-    ActionResult,
-    AssessmentCompletedInput,
-    CloseInput,
-    EscalateInput,
-    IepInput,
-    OpenSchoolActionInput,
-    ParentRespondedInput,
-    PupilJourneyInput,
-    RecordNoteInput,
-    RecordReviewInput,
-    ReferInput,
-    Refused,
-    RequestStatutoryAssessmentInput,
-    StartJourneyInput,
-    StepDownInput,
-    check_input,
-    check_opaque_id,
-)
-from domain.journey import STATES, TRANSITIONS, check_start
+from cli import ops, output
+from domain.commands import Refused
 from domain.model import (
-    INITIAL_MACHINE_STATE,
-    Actor,
     CloseReason,
-    JourneyState,
     ParentReply,
+    PauseReason,
     ReviewOutcome,
     Role,
+    SenType,
     SpecialistKind,
     Stage,
-    Target,
-    TargetProgress,
-    TimelineEntry,
     Trigger,
 )
-from domain.policy import LONDON, Policy, compulsory_school_age_date
-from records import reports, sync
-from records.db import make_engine, migrate, sessions
-from settings import Settings, configure_logging, connect
-from workflows.converter import JSONEncoder
-from workflows.pupil_journey import PupilJourney, workflow_id
-from workflows.search_attributes import (
-    SEN_CODE,
-    SEN_NEXT_REVIEW,
-    SEN_OVERDUE,
-    SEN_SCHOOL,
-    SEN_STAGE,
-)
+from domain.policy import CODE_2014
+from service.actions import ACTIONS, Action
+from service.errors import NotFound, Unreachable
+from service.reports import Report
+from settings import Settings, configure_logging
+
+Handler = Callable[[argparse.Namespace, "Session"], int]
+Body = dict[str, Any]
 
 
-class NotFound(Exception):
-    """No journey for that pupil (or it has closed)."""
+class NotSignedIn(Exception):
+    pass
 
 
-class Unreachable(Exception):
-    """Temporal could not be reached."""
+# -- the signed-in session -------------------------------------------------------------------
 
 
-# -- application functions (shared by the CLI, tests and later the API) ----------------------
+def config_dir() -> Path:
+    """Where `senflow login` keeps the token: readable by this user only."""
+    if os.environ.get("SENFLOW_CONFIG_DIR"):
+        return Path(os.environ["SENFLOW_CONFIG_DIR"])
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "senflow"
 
 
-async def start_journey(client: Client, settings: Settings, cmd: StartJourneyInput) -> JourneyState:
-    check_input(cmd)  # clear errors before anything reaches Temporal
-    check_start(cmd)
+def credentials_file() -> Path:
+    return config_dir() / "credentials.json"
+
+
+def api_url(settings: Settings) -> str:
+    stored = _stored()
+    return (os.environ.get("SENFLOW_API_URL") or stored.get("api_url") or "").rstrip(
+        "/"
+    ) or settings.public_api_url
+
+
+def _stored() -> dict[str, str]:
     try:
-        handle = await client.start_workflow(
-            PupilJourney.run,
-            PupilJourneyInput(start=cmd),
-            id=workflow_id(cmd.pupil_id),
-            task_queue=settings.task_queue,
-            # A closed journey may be followed by a new one; an open one is never doubled.
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            search_attributes=initial_search_attributes(cmd),
-            memo=initial_memo(),
+        found: dict[str, str] = json.loads(credentials_file().read_text())
+        return found
+    except (OSError, ValueError):
+        return {}
+
+
+class Session:
+    """The HTTP API as the signed-in user."""
+
+    def __init__(self, base_url: str, token: str | None) -> None:
+        self.base_url = base_url
+        self.token = token
+
+    def _call(self, method: str, path: str, **kw: Any) -> Any:
+        if not self.token:
+            raise NotSignedIn("not signed in: run `senflow login` (or set SENFLOW_TOKEN)")
+        headers = {"Authorization": f"Bearer {self.token}"}
+        try:
+            with httpx.Client(base_url=self.base_url, timeout=60.0) as http:
+                response = http.request(method, f"/v1{path}", headers=headers, **kw)
+        except httpx.TransportError as err:
+            raise Unreachable(f"the senflow API is unreachable at {self.base_url}: {err}") from None
+        return _answer(response)
+
+    def get(self, path: str, **params: Any) -> Any:
+        clean = {k: v for k, v in params.items() if v is not None}
+        return self._call("GET", path, params=clean)
+
+    def post(self, path: str, body: Body | None = None) -> Any:
+        return self._call("POST", path, json=body or {})
+
+    def journey_id(self, args: argparse.Namespace) -> str:
+        """The journey the command means: --journey, or the pupil reference (and --school)."""
+        if getattr(args, "journey", None):
+            return str(args.journey)
+        if not getattr(args, "pupil", None):
+            raise Refused("name the pupil (its reference, with --school if you have several)")
+        view = self.get(f"/pupils/{quote(args.pupil, safe='')}", school=args.school)
+        return str(view["journey_id"])
+
+
+def _answer(response: httpx.Response) -> Any:
+    if response.status_code == 401:
+        raise NotSignedIn(
+            "not signed in, or the token was revoked or has expired: run `senflow login`"
         )
-    except WorkflowAlreadyStartedError:
-        raise Refused(
-            f"pupil {cmd.pupil_id} already has an open journey ({workflow_id(cmd.pupil_id)}); "
-            "act on it instead of starting another"
-        ) from None
-    return await _query_state(handle)
+    if response.status_code == 404:
+        raise NotFound("no such journey")
+    if response.status_code == 503:
+        raise Unreachable(_detail(response))
+    if response.status_code >= 400:
+        raise Refused(_detail(response))
+    if "json" in response.headers.get("content-type", ""):
+        return response.json()
+    return response.text
 
 
-def with_date_of_birth(
-    cmd: StartJourneyInput, date_of_birth: date | None, today: date
-) -> StartJourneyInput:
-    """Only what the journey needs from a date of birth: the compulsory school age date (when
-    still to come) and the birth month and year. The day itself never reaches Temporal."""
-    if date_of_birth is None:
-        return cmd
-    if date_of_birth > today:
-        raise Refused("the date of birth is in the future")
-    if date_of_birth.year < today.year - 30:
-        raise Refused("the date of birth is more than 30 years ago: SEN journeys end by 25")
-    csa = compulsory_school_age_date(date_of_birth)
-    return replace(
-        cmd,
-        compulsory_school_age_date=csa if csa > today else None,
-        birth_year=date_of_birth.year,
-        birth_month=date_of_birth.month,
-    )
-
-
-def initial_search_attributes(cmd: StartJourneyInput) -> TypedSearchAttributes:
-    """What a journey publishes before its first change: a lean run upserts none of it again."""
-    return TypedSearchAttributes(
-        [
-            SearchAttributePair(SEN_STAGE, Stage.MONITORING.value),
-            SearchAttributePair(SEN_SCHOOL, cmd.school_id),
-            SearchAttributePair(SEN_OVERDUE, False),
-            SearchAttributePair(SEN_CODE, cmd.policy.name),
-        ]
-    )
-
-
-def initial_memo() -> dict[str, Any]:
-    """The memo a journey starts with, so its first workflow task has nothing to upsert."""
-    return {"machine_state": INITIAL_MACHINE_STATE}
-
-
-async def act(client: Client, pupil_id: str, update: str, cmd: object) -> ActionResult:
-    """Run one school action (a validated update). Refused → ``Refused`` with the reason."""
-    check_opaque_id(pupil_id, "pupil id")
-    _check_request(client, cmd)
-    handle = client.get_workflow_handle(workflow_id(pupil_id))
+def _detail(response: httpx.Response) -> str:
     try:
-        result: ActionResult = await handle.execute_update(
-            update, cmd, result_type=ActionResult, id=f"{update}-{uuid.uuid4()}"
+        detail = response.json().get("detail")
+    except ValueError:
+        return f"HTTP {response.status_code}"
+    if isinstance(detail, list):  # a 422: where and why
+        return "; ".join(
+            f"{'.'.join(str(p) for p in d.get('loc', [])[1:])}: {d.get('msg', '')}" for d in detail
         )
-        return result
-    except WorkflowUpdateFailedError as err:
-        raise Refused(_cause_message(err)) from None
-    except RPCError as err:
-        raise _translate(err, pupil_id) from None
+    return str(detail)
 
 
-async def reply(client: Client, pupil_id: str, signal: str, cmd: object) -> None:
-    """Deliver a parent's or specialist's reply (a signal). The journey records bad ones."""
-    check_opaque_id(pupil_id, "pupil id")
-    _check_request(client, cmd)
-    handle = client.get_workflow_handle(workflow_id(pupil_id))
-    try:
-        await handle.signal(signal, cmd)
-    except RPCError as err:
-        raise _translate(err, pupil_id) from None
-
-
-#: No school action or reply is anywhere near this; Temporal itself refuses 2 MB, and a payload
-#: that large would fail the journey's workflow task before the validator could refuse it.
-MAX_REQUEST_BYTES = 256 * 1024
-
-
-def _check_request(client: Client, cmd: object) -> None:
-    """Refuse, before Temporal sees it, what the journey would refuse for its size alone."""
-    if is_dataclass(cmd) or isinstance(cmd, dict):
-        check_input(cmd)
-    # the plain payload (no codec): sizing it must not encrypt every action a second time
-    payloads = client.data_converter.payload_converter.to_payloads([cmd])
-    size = sum(p.ByteSize() for p in payloads)
-    if size > MAX_REQUEST_BYTES:
-        raise Refused(f"the request is {size} bytes; the limit is {MAX_REQUEST_BYTES}")
-
-
-async def show(client: Client, pupil_id: str) -> JourneyState:
-    check_opaque_id(pupil_id, "pupil id")
-    return await _query_state(client.get_workflow_handle(workflow_id(pupil_id)))
-
-
-async def history(client: Client, pupil_id: str) -> list[TimelineEntry]:
-    check_opaque_id(pupil_id, "pupil id")
-    handle = client.get_workflow_handle(workflow_id(pupil_id))
-    try:
-        entries: list[TimelineEntry] = await handle.query(
-            "timeline", result_type=list[TimelineEntry]
-        )
-        return entries
-    except RPCError as err:
-        raise _translate(err, pupil_id) from None
-
-
-@dataclass
-class JourneyListing:
-    pupil_id: str
-    stage: str | None
-    school: str | None
-    next_review: datetime | None
-    overdue: bool | None
-    status: str
-
-
-async def list_journeys(
-    client: Client,
-    stage: str | None = None,
-    school: str | None = None,
-    overdue: bool | None = None,
-    include_closed: bool = False,
-) -> list[JourneyListing]:
-    clauses = [f"WorkflowType = '{PupilJourney.__name__}'"]
-    if not include_closed:
-        clauses.append("ExecutionStatus = 'Running'")
-    if stage is not None:
-        clauses.append(f"{SEN_STAGE.name} = '{_quoted(Stage(stage).value)}'")
-    if school is not None:
-        check_opaque_id(school, "school id")
-        clauses.append(f"{SEN_SCHOOL.name} = '{_quoted(school)}'")
-    if overdue is not None:
-        clauses.append(f"{SEN_OVERDUE.name} = {'true' if overdue else 'false'}")
-    listings = []
-    try:
-        async for wf in client.list_workflows(" AND ".join(clauses)):
-            attrs = wf.typed_search_attributes
-            status = wf.status.name.lower() if wf.status is not None else "unknown"
-            listings.append(
-                JourneyListing(
-                    pupil_id=wf.id.removeprefix("pupil-"),
-                    stage=attrs.get(SEN_STAGE),
-                    school=attrs.get(SEN_SCHOOL),
-                    next_review=attrs.get(SEN_NEXT_REVIEW),
-                    overdue=attrs.get(SEN_OVERDUE),
-                    status=status,
-                )
-            )
-    except RPCError as err:
-        raise _translate(err, "") from None
-    return sorted(listings, key=lambda j: j.pupil_id)
-
-
-def _quoted(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("'", "\\'")
-
-
-async def _query_state(handle: Any) -> JourneyState:
-    try:
-        state: JourneyState = await handle.query(PupilJourney.state, result_type=JourneyState)
-        return state
-    except RPCError as err:
-        raise _translate(err, handle.id.removeprefix("pupil-")) from None
-
-
-def _cause_message(err: WorkflowUpdateFailedError) -> str:
-    cause = err.cause
-    if isinstance(cause, ApplicationError):
-        return cause.message  # the domain's reason, without the exception type's name
-    return str(cause) if cause is not None else str(err)
-
-
-def _translate(err: RPCError, pupil_id: str) -> Exception:
-    if err.status is RPCStatusCode.NOT_FOUND:
-        return NotFound(f"no open journey for pupil {pupil_id}: {err.message}")
-    if err.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
-        return Unreachable(f"Temporal is unreachable: {err.message}")
-    return err
-
-
-# -- the command line -------------------------------------------------------------------------
-
-
-#: For other front ends (migration, API): the same error mapping as the CLI's own actions.
-cause_message = _cause_message
-translate = _translate
+# -- parsing helpers ---------------------------------------------------------------------------
 
 
 def _date(value: str) -> date:
@@ -312,16 +155,16 @@ def _date(value: str) -> date:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {value!r}") from None
 
 
-def _target(value: str) -> Target:
+def _target(value: str) -> dict[str, str]:
     description, sep, criterion = value.partition("::")
     if not sep or not description.strip() or not criterion.strip():
         raise argparse.ArgumentTypeError(
             "a target is 'what the pupil will do::how we know it is met'"
         )
-    return Target(description=description.strip(), success_criterion=criterion.strip())
+    return {"description": description.strip(), "success_criterion": criterion.strip()}
 
 
-def _progress(value: str) -> TargetProgress:
+def _progress(value: str) -> dict[str, Any]:
     parts = value.split(":", 2)
     try:
         index = int(parts[0])
@@ -331,13 +174,13 @@ def _progress(value: str) -> TargetProgress:
         ) from None
     text = parts[1] if len(parts) > 1 else ""
     met = len(parts) > 2 and parts[2].strip().lower() in ("met", "yes", "true")
-    return TargetProgress(target_index=index, progress=text, met=met)
+    return {"target_index": index, "progress": text, "met": met}
 
 
 def _enum(cls: Any) -> Any:
     def parse(value: str) -> Any:
         try:
-            return cls(value)
+            return cls(value).value
         except ValueError:
             choices = ", ".join(m.value for m in cls)
             raise argparse.ArgumentTypeError(f"{value!r} is not one of: {choices}") from None
@@ -346,69 +189,462 @@ def _enum(cls: Any) -> Any:
     return parse
 
 
-def _add_iep(p: argparse.ArgumentParser, required: bool) -> None:
-    g = p.add_argument_group("IEP" + ("" if required else " (optional: a new plan)"))
+def _yes(value: str) -> bool:
+    return value == "yes"
+
+
+def _add_plan(p: argparse.ArgumentParser, required: bool, code_2014: bool = False) -> None:
+    g = p.add_argument_group("plan" + ("" if required else " (optional: a new plan)"))
     g.add_argument(
-        "--target",
-        type=_target,
-        action="append",
-        default=[],
-        help="'target::success criterion' (repeat)",
+        "--target", type=_target, action="append", default=[], help="'target::success criterion'"
     )
     g.add_argument("--strategy", action="append", default=[], help="teaching strategy (repeat)")
     g.add_argument("--provision", action="append", default=[], help="provision (repeat)")
-    g.add_argument(
-        "--responsible", action="append", default=[], help="staff id responsible (repeat)"
-    )
-    g.add_argument(
-        "--review-date", type=_date, help="YYYY-MM-DD; default: the policy's interval (termly)"
-    )
+    g.add_argument("--responsible", action="append", default=[], help="staff id (repeat)")
+    g.add_argument("--review-date", type=_date, help="YYYY-MM-DD; default: the policy's interval")
+    if code_2014:
+        g.add_argument("--expected-impact", default="", help="the expected impact on progress")
+        g.add_argument("--pupil-views", default="", help="the pupil's own views")
 
 
-def _iep(args: argparse.Namespace) -> IepInput | None:
-    if not (args.target or args.strategy or args.provision or args.responsible):
+def _plan(args: argparse.Namespace, required: bool = False) -> Body | None:
+    given = args.target or args.strategy or args.provision or args.responsible
+    extra = getattr(args, "expected_impact", "") or getattr(args, "pupil_views", "")
+    if not (given or extra or required):
         return None
-    return IepInput(
-        targets=args.target,
-        strategies=args.strategy,
-        provision=args.provision,
-        responsible=args.responsible,
-        review_date=args.review_date,
+    plan: Body = {
+        "targets": args.target,
+        "strategies": args.strategy,
+        "provision": args.provision,
+        "responsible": args.responsible,
+        "review_date": args.review_date.isoformat() if args.review_date else None,
+    }
+    if hasattr(args, "expected_impact"):
+        plan["expected_impact"] = args.expected_impact
+        plan["pupil_views"] = args.pupil_views
+    return plan
+
+
+# -- each action of the table: its arguments and its request body ------------------------------
+
+#: action name -> (add its arguments, build its body from them)
+ActionCli = tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], Body]]
+
+
+def _stage_decision(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--trigger", type=_enum(Trigger), action="append", default=[])
+    p.add_argument("--evidence", default="")
+    _add_plan(p, required=True)
+
+
+def _stage_body(a: argparse.Namespace) -> Body:
+    return {"triggers": a.trigger, "evidence": a.evidence, "iep": _plan(a, required=True)}
+
+
+def _review(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--outcome", type=_enum(ReviewOutcome), required=True)
+    p.add_argument(
+        "--progress", type=_progress, action="append", default=[], help="'INDEX:progress[:met]'"
     )
+    p.add_argument("--notes", default="")
+    p.add_argument("--trigger", type=_enum(Trigger), action="append", default=[])
+    p.add_argument("--close-reason", type=_enum(CloseReason))
+    _add_plan(p, required=False)
 
 
-def _required_iep(args: argparse.Namespace) -> IepInput:
-    return _iep(args) or IepInput(targets=[], strategies=[], provision=[], responsible=[])
+def _args(*specs: tuple[str, dict[str, Any]]) -> Callable[[argparse.ArgumentParser], None]:
+    def add(p: argparse.ArgumentParser) -> None:
+        for flag, kw in specs:
+            p.add_argument(flag, **kw)
+
+    return add
+
+
+def _with_plan(
+    add: Callable[[argparse.ArgumentParser], None], required: bool, code_2014: bool = True
+) -> Callable[[argparse.ArgumentParser], None]:
+    def both(p: argparse.ArgumentParser) -> None:
+        add(p)
+        _add_plan(p, required, code_2014)
+
+    return both
+
+
+ACTION_CLI: dict[str, ActionCli] = {
+    "open-school-action": (_stage_decision, _stage_body),
+    "escalate": (_stage_decision, _stage_body),
+    "note": (_args(("--note", {"required": True})), lambda a: {"note": a.note}),
+    "review": (
+        _review,
+        lambda a: {
+            "outcome": a.outcome,
+            "progress": a.progress,
+            "notes": a.notes,
+            "new_iep": _plan(a),
+            "triggers": a.trigger,
+            "close_reason": a.close_reason,
+        },
+    ),
+    "refer": (
+        _args(
+            ("--kind", {"type": _enum(SpecialistKind), "required": True}),
+            ("--specialist", {"required": True, "help": "the specialist's id"}),
+            ("--question", {"required": True}),
+        ),
+        lambda a: {"kind": a.kind, "specialist_id": a.specialist, "question": a.question},
+    ),
+    "request-statutory-assessment": (
+        _args(("--evidence", {"default": ""})),
+        lambda a: {"evidence": a.evidence},
+    ),
+    "step-down": (
+        _with_plan(_args(("--reason", {"default": ""})), required=False, code_2014=False),
+        lambda a: {"reason": a.reason, "iep": _plan(a)},
+    ),
+    "close": (
+        _args(
+            ("--close-reason", {"type": _enum(CloseReason), "required": True}),
+            ("--reason", {"default": ""}),
+        ),
+        lambda a: {"close_reason": a.close_reason, "reason": a.reason},
+    ),
+    "open-sen-support": (
+        _with_plan(
+            _args(
+                ("--need", {"type": _enum(SenType), "required": True, "help": "primary need"}),
+                ("--secondary-need", {"type": _enum(SenType)}),
+                ("--evidence", {"default": "", "help": "what the assessment found"}),
+            ),
+            required=True,
+        ),
+        lambda a: {
+            "primary_need": a.need,
+            "secondary_need": a.secondary_need,
+            "evidence": a.evidence,
+            "plan": _plan(a, required=True),
+        },
+    ),
+    "request-ehc-assessment": (
+        _args(
+            ("--la", {"required": True, "help": "the local authority's id"}),
+            ("--evidence", {"default": ""}),
+        ),
+        lambda a: {"local_authority_id": a.la, "evidence": a.evidence},
+    ),
+    "ehc-decide": (
+        _args(
+            ("--assess", {"choices": ["yes", "no"], "required": True}),
+            ("--reason", {"default": ""}),
+        ),
+        lambda a: {"assess": _yes(a.assess), "reason": a.reason},
+    ),
+    "ehc-advice": (
+        _args(
+            ("--adviser", {"required": True, "help": "the adviser's id"}),
+            ("--kind", {"required": True, "help": "e.g. educational_psychologist, health"}),
+        ),
+        lambda a: {"adviser_id": a.adviser, "kind": a.kind},
+    ),
+    "ehc-advice-received": (
+        _args(("--advice", {"required": True, "help": "the advice id the request returned"})),
+        lambda a: {},
+    ),
+    "ehc-draft": (
+        _with_plan(
+            _args(
+                ("--issue", {"choices": ["yes", "no"], "required": True}),
+                ("--reason", {"default": ""}),
+            ),
+            required=False,
+        ),
+        lambda a: {"issue": _yes(a.issue), "reason": a.reason, "plan": _plan(a)},
+    ),
+    "ehc-final": (
+        _with_plan(_args(("--reason", {"default": ""})), required=False),
+        lambda a: {"reason": a.reason, "plan": _plan(a)},
+    ),
+    "ehc-pause": (
+        _args(("--reason", {"type": _enum(PauseReason), "required": True})),
+        lambda a: {"reason": a.reason},
+    ),
+    "ehc-resume": (lambda p: None, lambda a: {}),
+}
+
+
+def _action_path(action: Action, args: argparse.Namespace) -> str:
+    assert action.path is not None
+    return action.path.replace("{advice_id}", quote(getattr(args, "advice", "") or "", safe=""))
+
+
+def run_action(args: argparse.Namespace, api: Session) -> int:
+    action: Action = args.action
+    body = ACTION_CLI[action.name][1](args)
+    journey_id = api.journey_id(args)
+    result = api.post(f"/journeys/{journey_id}/{_action_path(action, args)}", body)
+    output.show(
+        args,
+        result,
+        f"{_who(args)}: {result['summary']} -> {result['stage_label']} ({result['phase']}), "
+        f"step {result['step']}" + (f", ref {result['ref']}" if result.get("ref") else ""),
+    )
+    return 0
+
+
+def _who(args: argparse.Namespace) -> str:
+    return f"pupil {args.pupil}" if getattr(args, "pupil", None) else f"journey {args.journey}"
+
+
+# -- the other client commands -----------------------------------------------------------------
+
+
+def run_start(args: argparse.Namespace, api: Session) -> int:
+    body: Body = {
+        "pupil_id": args.pupil,
+        "school_id": args.school,
+        "senco_id": args.senco,
+        "parent_ids": args.parent,
+        "concern": args.concern,
+        "date_of_birth": args.date_of_birth.isoformat() if args.date_of_birth else None,
+        "year_group": args.year_group,
+        "policy": args.policy,
+    }
+    view = api.post("/journeys", body)
+    output.show(args, view, output.view_text(view))
+    return 0
+
+
+def run_show(args: argparse.Namespace, api: Session) -> int:
+    if args.journey:
+        view = api.get(f"/journeys/{args.journey}")
+    else:
+        view = api.get(f"/pupils/{quote(args.pupil, safe='')}", school=args.school)
+    output.show(args, view, output.view_text(view))
+    return 0
+
+
+def run_assessment(args: argparse.Namespace, api: Session) -> int:
+    journey_id = api.journey_id(args)
+    body = {
+        "summary": args.summary,
+        "recommendations": args.recommendation,
+        "reply_id": args.reply_id,
+    }
+    done = api.post(f"/journeys/{journey_id}/referrals/{args.referral}/assessment", body)
+    output.show(args, done, f"assessment for {args.referral} sent (reply {done['reply_id']})")
+    return 0
+
+
+def run_parent_response(args: argparse.Namespace, api: Session) -> int:
+    me = api.get("/me")
+    journey_id = me.get("journey_id") or api.journey_id(args)
+    consultation = args.consultation or me.get("consultation")
+    if not consultation:
+        raise Refused("name the consultation (--consultation), as your letter does")
+    body = {"reply": args.reply, "comments": args.comments, "reply_id": args.reply_id}
+    done = api.post(f"/journeys/{journey_id}/consultations/{consultation}/response", body)
+    output.show(args, done, f"reply to {consultation} sent (reply {done['reply_id']})")
+    return 0
+
+
+def run_history(args: argparse.Namespace, api: Session) -> int:
+    journey_id = api.journey_id(args)
+    if args.html:
+        html = api.get(f"/journeys/{journey_id}/history", format="html")
+        Path(args.html).write_text(html)
+    record = api.get(f"/journeys/{journey_id}/history")
+    output.out(json.dumps(record, indent=2) if args.json else output.record_text(record))
+    return 0
+
+
+def run_export(args: argparse.Namespace, api: Session) -> int:
+    journey_id = api.journey_id(args)
+    exported = api.get(f"/journeys/{journey_id}/export")
+    Path(args.output).write_text(json.dumps(exported, indent=2))
+    runs = exported.get("runs", [exported]) if isinstance(exported, dict) else exported
+    output.show(
+        args,
+        {"file": args.output, "runs": len(runs)},
+        f"wrote {len(runs)} run(s) to {args.output}",
+    )
+    return 0
+
+
+def run_audit(args: argparse.Namespace, api: Session) -> int:
+    if bool(args.pupil or args.journey) == bool(args.all):
+        raise Refused("audit PUPIL (or --journey ID), or audit --all")
+    if args.all:
+        rows = api.get("/audit")
+    else:
+        journey_id = api.journey_id(args)
+        record = api.get(f"/journeys/{journey_id}/history")
+        rows = [
+            {
+                "journey_id": journey_id,
+                "pupil": record["state"]["pupil_id"],
+                "school": record["state"]["school_id"],
+                "breaches": record["breaches"],
+            }
+        ]
+    lines = []
+    for row in rows:
+        lines.append(f"{row['school']}/{row['pupil']}: {len(row['breaches'])} breach(es)")
+        for b in row["breaches"]:
+            lines.append(f"  BREACH {b['rule']}: {b['detail']}")
+            lines += [f"    {ev}" for ev in b.get("evidence", [])]
+    output.show_json_or(args.json, rows, "\n".join(lines) or "no journeys")
+    return 1 if any(r["breaches"] for r in rows) else 0
+
+
+def run_list(args: argparse.Namespace, api: Session) -> int:
+    rows = api.get(
+        "/journeys",
+        stage=args.stage,
+        school=args.school,
+        overdue=True if args.overdue else None,
+        include_closed=args.all or None,
+    )
+    output.show(args, rows, output.list_text(rows))
+    return 0
+
+
+def run_report(args: argparse.Namespace, api: Session) -> int:
+    rows = api.get(f"/reports/{args.name}", school=args.school, days=args.days, stage=args.stage)
+    if args.json:
+        output.out(json.dumps(rows, indent=2))
+    elif args.csv:
+        output.out(output.as_csv(rows))
+    else:
+        output.out(output.table(rows))
+    return 0
+
+
+def run_migrate(args: argparse.Namespace, api: Session) -> int:
+    body = {
+        "to": args.to,
+        "schools": args.school,
+        "local_authority_id": args.la,
+        "reason": args.reason,
+        "dry_run": args.dry_run,
+    }
+    report = api.post("/migrations", body)
+    if args.json:
+        output.out(json.dumps(report, indent=2))
+    else:
+        rows = [{"school": school, **counts} for school, counts in report["by_school"].items()]
+        title = "DRY RUN — nothing changed" if report["dry_run"] else "migrated to code_2014"
+        lines = [title, output.table(rows) if rows else "(no running journeys)"]
+        lines += [f"{move}: {n}" for move, n in report["moves"].items()]
+        lines += [
+            f"refused {o['pupil_id']}: {o['reason']}"
+            for o in report["outcomes"]
+            if o["result"] == "refused"
+        ]
+        output.out("\n".join(lines))
+    return 1 if any(o["result"] == "refused" for o in report["outcomes"]) else 0
+
+
+def run_users(args: argparse.Namespace, api: Session) -> int:
+    if args.action == "list":
+        rows = api.get("/users")
+        output.show_json_or(args.json, rows, output.table(rows))
+        return 0
+    if args.action == "add":
+        if args.role is None or not args.user:
+            raise Refused("users add USER --role ROLE [--school S ...] [--email ADDRESS]")
+        body = {
+            "user_id": args.user,
+            "role": args.role,
+            "schools": args.school,
+            "email": args.email,
+        }
+        issued = api.post("/users", body)
+    elif not args.user:
+        raise Refused(f"users {args.action} USER")
+    elif args.action == "token":
+        issued = api.post(f"/users/{quote(args.user, safe='')}/tokens")
+    else:
+        done = api.post(f"/users/{quote(args.user, safe='')}/revocation")
+        output.show(args, done, f"revoked {done['tokens_revoked']} token(s) of {args.user}")
+        return 0
+    if args.json:
+        output.out(json.dumps(issued))
+    else:
+        output.out(issued["token"])
+        sys.stderr.write(f"token for {issued['user_id']}, shown once: give it to its owner now\n")
+    return 0
+
+
+def run_whoami(args: argparse.Namespace, api: Session) -> int:
+    me = api.get("/me")
+    output.show(
+        args,
+        me,
+        f"{me['actor_id']} ({me['role']}) at {api.base_url}; settings: "
+        + (", ".join(me["schools"]) or "-"),
+    )
+    return 0
+
+
+def login(args: argparse.Namespace, settings: Settings) -> int:
+    """Check a token against the API and keep it (and the API's address) for this user."""
+    if args.token_file:
+        token = Path(args.token_file).read_text().strip()
+    elif sys.stdin.isatty():
+        token = getpass.getpass("senflow token: ").strip()
+    else:
+        token = sys.stdin.readline().strip()
+    base = (args.api_url or api_url(settings)).rstrip("/")
+    me = Session(base, token).get("/me")
+    folder = config_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    path = credentials_file()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump({"api_url": base, "token": token}, f)
+    path.chmod(0o600)
+    output.out(f"signed in as {me['actor_id']} ({me['role']}) at {base}")
+    return 0
+
+
+def logout(args: argparse.Namespace, settings: Settings) -> int:
+    credentials_file().unlink(missing_ok=True)
+    output.out("signed out")
+    return 0
+
+
+# -- the parser --------------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--actor",
-        default=os.environ.get("SENFLOW_ACTOR"),
-        help="your staff/parent/specialist id (env SENFLOW_ACTOR)",
-    )
-    common.add_argument(
-        "--role",
-        type=_enum(Role),
-        default=os.environ.get("SENFLOW_ROLE"),
-        help="your role (env SENFLOW_ROLE): "
-        + ", ".join(r.value for r in Role if r is not Role.SYSTEM),
-    )
     common.add_argument("--json", action="store_true", help="machine-readable output")
 
     parser = argparse.ArgumentParser(
-        prog="senflow", description="Durable SEN journeys: one Temporal workflow per pupil."
+        prog="senflow",
+        description="Durable SEN journeys. Acting and reading commands call the senflow API as "
+        "the signed-in user (`senflow login`, or SENFLOW_TOKEN; SENFLOW_API_URL).",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def cmd(name: str, help: str, pupil: bool = True) -> argparse.ArgumentParser:
+    def client(name: str, help: str, run: Handler, pupil: bool = True) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help, parents=[common])
         if pupil:
-            p.add_argument("pupil", help="the school's opaque pupil reference (never a name)")
+            p.add_argument(
+                "pupil", nargs="?", help="the setting's own pupil reference (never a name)"
+            )
+            p.add_argument("--school", help="the pupil's setting (when you act for several)")
+            p.add_argument("--journey", help="the journey's own id, instead of the pupil")
+        p.set_defaults(client=run)
         return p
 
-    p = cmd("start", "raise a concern: start a pupil's journey (monitoring)")
+    def operator(name: str, help: str, run: Callable[..., int]) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=f"operator: {help}", description=help, parents=[common])
+        p.set_defaults(operator=run)
+        return p
+
+    p = client("start", "raise a concern: start a pupil's journey (monitoring)", run_start, False)
+    p.add_argument("pupil", help="the setting's own pupil reference (never a name)")
     p.add_argument("--school", required=True)
     p.add_argument("--senco", required=True, help="the SENCO's staff id")
     p.add_argument("--parent", action="append", required=True, help="parent/carer id (repeat)")
@@ -416,578 +652,131 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--date-of-birth",
         type=_date,
-        help="only the month and year are kept (for reports) and the compulsory school age "
-        "date; the day never leaves this command",
+        help="only the month and year are kept (for reports) and the compulsory school age date",
     )
     p.add_argument("--year-group", help="e.g. R, Y1 ... Y11")
     p.add_argument(
         "--policy",
-        choices=["code_2001", "code_2014", "demo"],
-        help="the Code this journey follows (default: SENFLOW_POLICY, else code_2001); "
-        "demo: the configured Code on a clock of minutes",
-    )
-    p.add_argument(
-        "--minute",
-        type=float,
-        default=60.0,
-        help="with --policy demo: seconds in a policy 'minute'",
+        choices=["code_2001", "code_2014"],
+        help="the Code this journey follows (default: the service's SENFLOW_POLICY)",
     )
 
-    p = cmd("open-school-action", "SENCO: move to School Action with an IEP")
-    p.add_argument("--trigger", type=_enum(Trigger), action="append", default=[])
-    p.add_argument("--evidence", default="")
-    _add_iep(p, required=True)
+    for action in ACTIONS:
+        if action.name not in ACTION_CLI:
+            continue  # one journey's move to the 2014 Code is `migrate`'s work
+        p = client(action.name, action.help, run_action)
+        ACTION_CLI[action.name][0](p)
+        p.set_defaults(action=action)
 
-    p = cmd("note", "class teacher / SENCO: record a progress note")
-    p.add_argument("--note", required=True)
-
-    p = cmd("review", "record an IEP review and its outcome")
-    p.add_argument("--outcome", type=_enum(ReviewOutcome), required=True)
-    p.add_argument(
-        "--progress",
-        type=_progress,
-        action="append",
-        default=[],
-        help="'TARGET_INDEX:progress made[:met]' (one per target)",
-    )
-    p.add_argument("--notes", default="")
-    p.add_argument(
-        "--trigger",
-        type=_enum(Trigger),
-        action="append",
-        default=[],
-        help="AP-* triggers when the outcome is escalate from School Action",
-    )
-    p.add_argument("--close-reason", type=_enum(CloseReason))
-    _add_iep(p, required=False)
-
-    p = cmd("escalate", "SENCO: move to School Action Plus with a new IEP")
-    p.add_argument("--trigger", type=_enum(Trigger), action="append", default=[])
-    p.add_argument("--evidence", default="")
-    _add_iep(p, required=True)
-
-    p = cmd("refer", "SENCO: refer to a specialist (from School Action Plus)")
-    p.add_argument("--kind", type=_enum(SpecialistKind), required=True)
-    p.add_argument("--specialist", required=True, help="the specialist's id")
-    p.add_argument("--question", required=True)
-
-    p = cmd("request-statutory-assessment", "SENCO: ask the local authority to assess")
-    p.add_argument("--evidence", default="")
-
-    p = cmd("step-down", "SENCO: move one stage down")
-    p.add_argument("--reason", default="")
-    _add_iep(p, required=False)
-
-    p = cmd("close", "SENCO: close the journey")
-    p.add_argument("--close-reason", type=_enum(CloseReason), required=True)
-    p.add_argument("--reason", default="")
-
-    p = cmd("assessment-completed", "specialist: report a completed assessment")
+    p = client("assessment-completed", "specialist: report a completed assessment", run_assessment)
     p.add_argument("--referral", required=True)
     p.add_argument("--summary", required=True)
     p.add_argument("--recommendation", action="append", default=[])
     p.add_argument("--reply-id", help="idempotency key (default: a new one)")
 
-    p = cmd("parent-response", "parent: answer a consultation")
-    p.add_argument("--consultation", required=True)
+    p = client(
+        "parent-response",
+        "parent: answer a consultation (sign in with the reply code from the letter)",
+        run_parent_response,
+    )
+    p.add_argument("--consultation", help="default: the one your reply code is for")
     p.add_argument("--reply", type=_enum(ParentReply), required=True)
     p.add_argument("--comments", default="")
     p.add_argument("--reply-id", help="idempotency key (default: a new one)")
 
-    cmd("show", "where a pupil stands now")
-    p = cmd("history", "auditors: the journey as Temporal recorded it, across every run")
+    client("show", "where a pupil stands now", run_show)
+    p = client("history", "auditors: the journey as Temporal recorded it", run_history)
     p.add_argument("--html", metavar="FILE", help="also write a printable HTML report")
-
-    p = cmd("export", "auditors: every run's history in Temporal's JSON format")
+    p = client("export", "auditors: every run's history in Temporal's JSON format", run_export)
     p.add_argument("-o", "--output", required=True, metavar="FILE")
+    p = client("audit", "auditors: were the rules followed? (exit 1 on any breach)", run_audit)
+    p.add_argument("--all", action="store_true", help="every journey of your settings")
 
-    p = cmd(
-        "replay", "auditors: replay histories on today's code (exit 1 on any failure)", pupil=False
-    )
-    p.add_argument("files", nargs="*", metavar="FILE", help="exports or single-run histories")
-    p.add_argument("--all", action="store_true", help="every journey in the namespace")
-
-    p = cmd("audit", "auditors: were the rules followed? (exit 1 on any breach)", pupil=False)
-    p.add_argument("pupil", nargs="?", help="one pupil (or --all)")
-    p.add_argument("--all", action="store_true", help="every journey in the namespace")
-
-    p = cmd("list", "open journeys (Temporal visibility)", pupil=False)
+    p = client("list", "open journeys of your settings (Temporal visibility)", run_list, False)
     p.add_argument("--stage", type=_enum(Stage))
     p.add_argument("--school")
     p.add_argument("--overdue", action="store_true", help="only overdue reviews")
     p.add_argument("--all", action="store_true", help="include closed journeys")
 
-    p = cmd("demo", "drive one scripted pupil through the whole journey", pupil=False)
-    p.add_argument("--pupil", default=None, help="default: demo-<random>")
-    p.add_argument(
-        "--minute",
-        type=float,
-        default=15.0,
-        help="seconds in a policy 'minute' (the review falls due after 3)",
-    )
-
-    import reform.cli
-
-    reform.cli.register(cmd)
-
-    p = cmd("report", "admin reports from the read model", pupil=False)
-    p.add_argument("name", choices=list(REPORTS), help="which report")
+    p = client("report", "admin reports from the read model", run_report, False)
+    p.add_argument("name", choices=[r.value for r in Report], help="which report")
     p.add_argument("--school", help="one school only")
     p.add_argument("--days", type=int, default=14, help="reviews: how far ahead to look")
     p.add_argument("--stage", type=_enum(Stage), help="register: list the pupils at a stage")
     p.add_argument("--csv", action="store_true", help="CSV output")
 
-    p = cmd(
-        "contacts",
-        "how to reach parents, specialists and staff (kept outside Temporal)",
-        pupil=False,
+    p = client(
+        "migrate", "admin: move running code_2001 journeys to the 2014 Code", run_migrate, False
     )
+    p.add_argument("--to", choices=[CODE_2014], required=True)
+    p.add_argument("--school", action="append", default=[], help="only these schools (repeat)")
+    p.add_argument("--la", default="", help="the local authority continuing statutory assessments")
+    p.add_argument("--reason", default="the SEN Code of Practice 2014 is in force")
+    p.add_argument("--dry-run", action="store_true", help="say what would move; change nothing")
+
+    p = client("users", "admin: the users of your settings and their tokens", run_users, False)
+    p.add_argument("action", choices=["add", "list", "revoke", "token"])
+    p.add_argument("user", nargs="?", help="the user's opaque id, recorded as the actor")
+    p.add_argument("--role", type=_enum(Role))
+    p.add_argument("--school", action="append", default=[], help="a setting they act for")
+    p.add_argument("--email", help="where their sign-in links go")
+
+    client("whoami", "who the CLI acts as", run_whoami, False)
+    p = sub.add_parser("login", help="keep a token for this user (checked against the API)")
+    p.add_argument("--token-file", help="read the token from this file (default: prompt/stdin)")
+    p.add_argument("--api-url", help="default SENFLOW_API_URL, else http://127.0.0.1:8000")
+    p.set_defaults(local=login)
+    p = sub.add_parser("logout", help="forget the kept token")
+    p.set_defaults(local=logout)
+
+    # local and operator commands
+    p = sub.add_parser("diagram", help="print the journey's state machine as Mermaid")
+    p.set_defaults(local=print_diagram)
+    p = sub.add_parser(
+        "replay", help="replay histories on today's code (exit 1 on any failure)", parents=[common]
+    )
+    p.add_argument("files", nargs="*", metavar="FILE", help="exports or single-run histories")
+    p.add_argument("--all", action="store_true", help="operator: every journey in the namespace")
+    p.set_defaults(operator=ops.replay)
+
+    p = operator("contacts", "how to reach parents, specialists and staff", ops.contacts)
     p.add_argument("action", choices=["add", "list"])
     p.add_argument("contact_id", nargs="?", help="the opaque id used in journeys")
     p.add_argument("--contact-role", type=_enum(Role), help="parent, specialist, senco, ...")
     p.add_argument("--name", help="how letters address them")
     p.add_argument("--email")
 
-    p = cmd("records", "the read model: migrate, rebuild from Temporal, verify", pupil=False)
+    p = operator("records", "the read model: migrate, rebuild from Temporal, verify", ops.records)
     p.add_argument("action", choices=["migrate", "rebuild", "verify"])
 
-    cmd("diagram", "print the journey's state machine as Mermaid", pupil=False)
-    cmd("worker", "run the Temporal worker", pupil=False)
-    p = cmd("up", "run a dev server, a worker and the API (what `make run` runs)", pupil=False)
+    p = operator("demo", "drive one scripted pupil of a demo school through the journey", ops.demo)
+    p.add_argument("--pupil", default=None, help="default: demo-<random>")
+    p.add_argument("--minute", type=float, default=15.0, help="seconds in a policy 'minute'")
+
+    sub.add_parser("worker", help="operator: run the Temporal worker")
+    p = sub.add_parser("up", help="operator: dev server, worker and API (what `make run` runs)")
     p.add_argument("--port", type=int, default=7233)
     p.add_argument("--ui-port", type=int, default=8233)
     p.add_argument("--api-port", type=int, default=None, help="default SENFLOW_API_PORT or 8000")
-    api_cli.register(sub, common)  # users, keys, api
+    api_cli.register(sub, common)  # keys, api, users-bootstrap
     archive_cli.register(sub, common)
     try:
-        from bench import cli as bench_cli  # here: bench imports this module
+        from bench import cli as bench_cli
     except ImportError:  # an image built without the benchmark (Dockerfile)
         return parser
     bench_cli.register(sub)
     return parser
 
 
-ACTIONS: dict[str, str] = {
-    "open-school-action": "open_school_action",
-    "note": "record_note",
-    "review": "record_review",
-    "escalate": "escalate",
-    "refer": "refer",
-    "request-statutory-assessment": "request_statutory_assessment",
-    "step-down": "step_down",
-    "close": "close",
-}
-
-
-def _actor(
-    args: argparse.Namespace, parser: argparse.ArgumentParser, default_role: Role | None = None
-) -> Actor:
-    role = args.role or default_role
-    if not args.actor or role is None:
-        parser.error("say who you are: --actor ID --role ROLE (or SENFLOW_ACTOR/SENFLOW_ROLE)")
-    if isinstance(role, str):
-        role = _enum(Role)(role)
-    return Actor(id=args.actor, role=role)
-
-
-def _command(args: argparse.Namespace, actor: Actor) -> object:
-    c = args.command
-    if c == "open-school-action":
-        return OpenSchoolActionInput(actor, args.trigger, args.evidence, _required_iep(args))
-    if c == "note":
-        return RecordNoteInput(actor, args.note)
-    if c == "review":
-        return RecordReviewInput(
-            actor,
-            args.outcome,
-            args.progress,
-            args.notes,
-            _iep(args),
-            args.trigger,
-            args.close_reason,
-        )
-    if c == "escalate":
-        return EscalateInput(actor, args.trigger, args.evidence, _required_iep(args))
-    if c == "refer":
-        return ReferInput(actor, args.kind, args.specialist, args.question)
-    if c == "request-statutory-assessment":
-        return RequestStatutoryAssessmentInput(actor, args.evidence)
-    if c == "step-down":
-        return StepDownInput(actor, args.reason, _iep(args))
-    if c == "close":
-        return CloseInput(actor, args.close_reason, args.reason)
-    raise AssertionError(c)
-
-
-async def run_command(
-    args: argparse.Namespace, parser: argparse.ArgumentParser, settings: Settings
-) -> int:
-    c = args.command
-    if c == "diagram":
-        _out(diagram())
-        return 0
-    import reform.cli
-
-    if c == "report" and args.name != "statutory-clock":  # that one asks the journeys
-        return report(args, settings)
-    if c == "contacts":
-        return contacts(args, parser, settings)
-    if c == "records" and args.action == "migrate":
-        migrate(make_engine(settings.database_url))
-        _out(f"read model at head ({_safe_url(settings.database_url)})")
-        return 0
-    if c == "replay" and not args.all:
-        return await replay_command(None, args)  # files replay without a server
-    if c == "archive":
-        return await archive_cli.run(args, settings)
-    # auditors read histories Temporal has deleted from the archive (issue 10)
-    trail_module.use_archive(lambda: archive_reader(settings.database_url, settings.archive_url))
-    if c == "start" or c in ACTIONS or c in reform.cli.ACTIONS or c in reform.cli.COMMANDS:
-        # a usage error is reported before any connection is tried
-        reform.cli.check_actor(c, _actor(args, parser, reform.cli.default_role(c)), parser)
-    try:
-        client = await connect(settings)
-    except RuntimeError as err:
-        raise Unreachable(
-            f"Temporal is unreachable at {settings.temporal_address}: {err}"
-        ) from None
-    if c == "start":
-        actor = _actor(args, parser)
-        code = settings.policy if args.policy in (None, "demo") else args.policy
-        minute = timedelta(seconds=args.minute) if args.policy == "demo" else None
-        policy = Policy.named(code, minute)
-        start_cmd = StartJourneyInput(
-            pupil_id=args.pupil,
-            school_id=args.school,
-            senco_id=args.senco,
-            parent_ids=args.parent,
-            actor=actor,
-            concern=args.concern,
-            policy=policy,
-            year_group=args.year_group,
-        )
-        state = await start_journey(
-            client, settings, with_date_of_birth(start_cmd, args.date_of_birth, date.today())
-        )
-        _print(args, state, _state_text(state))
-    elif c in ACTIONS or c in reform.cli.ACTIONS:
-        actor = _actor(args, parser, reform.cli.default_role(c))
-        if c in ACTIONS:
-            result = await act(client, args.pupil, ACTIONS[c], _command(args, actor))
-        else:
-            result = await act(
-                client, args.pupil, reform.cli.ACTIONS[c], reform.cli.command(args, actor)
-            )
-        _print(
-            args,
-            result,
-            f"pupil {args.pupil}: {result.summary} -> {result.stage_label} "
-            f"({result.phase}), step {result.step}" + (f", ref {result.ref}" if result.ref else ""),
-        )
-    elif c == "assessment-completed":
-        actor = _actor(args, parser, Role.SPECIALIST)
-        cmd = AssessmentCompletedInput(
-            args.reply_id or f"reply-{uuid.uuid4().hex[:16]}",
-            args.referral,
-            actor,
-            args.summary,
-            args.recommendation,
-        )
-        await reply(client, args.pupil, "assessment_completed", cmd)
-        _print(
-            args,
-            cmd,
-            f"pupil {args.pupil}: assessment for {args.referral} sent "
-            "(check `senflow history` for it or for its rejection)",
-        )
-    elif c == "parent-response":
-        actor = _actor(args, parser, Role.PARENT)
-        cmd2 = ParentRespondedInput(
-            args.reply_id or f"reply-{uuid.uuid4().hex[:16]}",
-            args.consultation,
-            actor.id,
-            args.reply,
-            args.comments,
-        )
-        await reply(client, args.pupil, "parent_responded", cmd2)
-        _print(args, cmd2, f"pupil {args.pupil}: reply to {args.consultation} sent")
-    elif c == "show":
-        state = await show(client, args.pupil)
-        _print(args, state, _state_text(state))
-    elif c == "history":
-        trail = await _trail(client, args.pupil)
-        breaches = compliance.check(trail.state, datetime.now(UTC))
-        if args.html:
-            Path(args.html).write_text(audit_report.as_html(trail, breaches, datetime.now(UTC)))
-        _out(
-            audit_report.as_json(trail, breaches)
-            if args.json
-            else audit_report.as_text(trail, breaches)
-        )
-    elif c == "export":
-        check_opaque_id(args.pupil, "pupil id")
-        runs = await _runs(client, args.pupil)
-        Path(args.output).write_text(trail_module.export_json(runs, workflow_id(args.pupil)))
-        events = sum(len(r.history.events) for r in runs)
-        _print(
-            args,
-            {"runs": len(runs), "events": events, "file": args.output},
-            f"wrote {len(runs)} run(s), {events} events, to {args.output}",
-        )
-    elif c == "replay":
-        return await replay_command(client, args)
-    elif c == "audit":
-        return await audit_command(client, args, parser)
-    elif c == "list":
-        rows = await list_journeys(
-            client, args.stage, args.school, True if args.overdue else None, args.all
-        )
-        _print(args, rows, _list_text(rows))
-    elif c == "demo":
-        return await demo(client, settings, args.pupil, args.minute, args.json)
-    elif c == "migrate":
-        return await reform.cli.run(client, args, parser, settings)
-    elif c == "report":
-        return await reform.cli.statutory_clock_report(client, args)
-    elif c == "records":
-        return await records_sync(client, settings, args.action, args.json)
+def print_diagram(args: argparse.Namespace, settings: Settings) -> int:
+    output.out(diagram())
     return 0
-
-
-# -- auditors ---------------------------------------------------------------------------------
-
-
-async def _runs(client: Client, pupil_id: str) -> list[trail_module.Run]:
-    try:
-        return await trail_module.fetch_runs(client, workflow_id(pupil_id))
-    except RPCError as err:
-        raise _translate(err, pupil_id) from None
-
-
-async def _trail(client: Client, pupil_id: str) -> trail_module.Trail:
-    check_opaque_id(pupil_id, "pupil id")
-    runs = await _runs(client, pupil_id)
-    try:
-        return await trail_module.trail_from_runs(
-            client.data_converter, workflow_id(pupil_id), runs
-        )
-    except ValueError as err:
-        raise Refused(
-            f"pupil {pupil_id}: {err} (recorded before journeys recorded their "
-            "changes; `senflow export` still gives the raw history)"
-        ) from None
-
-
-async def _all_journey_ids(client: Client) -> list[str]:
-    ids = set()
-    async for wf in client.list_workflows(f"WorkflowType = '{PupilJourney.__name__}'"):
-        ids.add(wf.id)
-    ids.update(await trail_module.archived_journey_ids())  # closed, and deleted from Temporal
-    return sorted(ids)
-
-
-async def replay_command(client: Client | None, args: argparse.Namespace) -> int:
-    from audit.replay import replay_runs
-
-    runs: list[trail_module.Run] = []
-    for name in args.files:
-        runs += trail_module.load_histories(Path(name).read_text(), Path(name).stem)
-    if args.all and client is not None:
-        for wf_id in await _all_journey_ids(client):
-            runs += await trail_module.fetch_runs(client, wf_id)
-    if not runs:
-        raise Refused("nothing to replay: give FILE... or --all")
-    converter = client.data_converter if client else Settings.from_env().data_converter()
-    outcomes = await replay_runs(runs, converter)  # encrypted histories need the keys
-    rows = [vars(o) for o in outcomes]
-    text = "\n".join(
-        f"{'ok  ' if o.ok else 'FAIL'} {o.workflow_id} run {o.run_id} ({o.events} events)"
-        + (f"\n     {o.failure}" if o.failure else "")
-        for o in outcomes
-    )
-    failed = sum(not o.ok for o in outcomes)
-    _print_json_or(args.json, rows, f"{text}\n{len(outcomes) - failed} replayed, {failed} failed")
-    return 1 if failed else 0
-
-
-async def audit_command(
-    client: Client, args: argparse.Namespace, parser: argparse.ArgumentParser
-) -> int:
-    if bool(args.pupil) == bool(args.all):
-        parser.error("audit PUPIL, or audit --all")
-    ids = await _all_journey_ids(client) if args.all else [workflow_id(args.pupil)]
-    now = datetime.now(UTC)
-    rows, lines = [], []
-    for wf_id in ids:
-        try:
-            trail = await _trail(client, wf_id.removeprefix("pupil-"))
-        except Refused as err:
-            lines.append(f"skipped {wf_id}: {err}")
-            continue
-        breaches = compliance.check(trail.state, now)
-        rows.append({"workflow_id": wf_id, "breaches": [vars(b) for b in breaches]})
-        lines.append(f"{wf_id}: {len(breaches)} breach(es)")
-        for b in breaches:
-            lines.append(f"  BREACH {b.rule}: {b.detail}")
-            lines += [f"    {ev}" for ev in b.evidence]
-    _print_json_or(args.json, rows, "\n".join(lines))
-    return 1 if any(r["breaches"] for r in rows) else 0
-
-
-# -- the read model ---------------------------------------------------------------------------
-
-
-REPORTS = ("register", "reviews", "referrals", "stages", "birth-months", "statutory-clock")
-
-
-def report(args: argparse.Namespace, settings: Settings) -> int:
-    now = datetime.now(UTC)
-    with sessions(make_engine(settings.database_url))() as session:
-        if args.name == "register" and args.stage is not None:
-            rows = [
-                {
-                    "school": school,
-                    "stage": args.stage.value,
-                    "pupil": pupil,
-                    "census_code": reports.CENSUS_CODES.get(args.stage.value, "?"),
-                }
-                for school, pupil in reports.register_pupils(session, args.stage.value, args.school)
-            ]
-        elif args.name == "register":
-            rows = reports.register(session, args.school)
-        elif args.name == "reviews":
-            rows = reports.reviews(session, now, args.days, args.school)
-        elif args.name == "referrals":
-            rows = reports.referral_waits(session, now)
-        elif args.name == "stages":
-            rows = reports.time_in_stage(session, now, args.school)
-        else:
-            rows = reports.identification_by_birth_month(session)
-    if args.json:
-        _out(json.dumps(rows, cls=JSONEncoder, indent=2))
-    elif args.csv:
-        _out(_csv(rows))
-    else:
-        _out(_table(rows))
-    return 0
-
-
-def contacts(args: argparse.Namespace, parser: argparse.ArgumentParser, settings: Settings) -> int:
-    from records.models import Contact
-
-    factory = sessions(make_engine(settings.database_url))
-    if args.action == "add":
-        if not args.contact_id or args.contact_role is None or not args.name:
-            parser.error("contacts add ID --contact-role ROLE --name NAME [--email ADDRESS]")
-        check_opaque_id(args.contact_id, "contact id")
-        with factory.begin() as session:
-            session.merge(
-                Contact(
-                    contact_id=args.contact_id,
-                    role=args.contact_role.value,
-                    display_name=args.name,
-                    email=args.email,
-                )
-            )
-        _out(f"contact {args.contact_id} saved")
-        return 0
-    with factory() as session:
-        rows = [
-            {"contact": c.contact_id, "role": c.role, "name": c.display_name, "email": c.email}
-            for c in session.scalars(select(Contact))
-        ]
-    _print_json_or(args.json, rows, _table(rows))
-    return 0
-
-
-async def records_sync(client: Client, settings: Settings, action: str, as_json: bool) -> int:
-    engine = make_engine(settings.database_url)
-    progress = None if as_json or not sys.stderr.isatty() else _RichProgress()
-    try:
-        archive = archive_reader(settings.database_url, settings.archive_url)
-        sources = await sync.read_journeys(client, progress, archive=archive)
-        if action == "rebuild":
-            started = time.monotonic()
-            written = sync.rebuild(engine, sources, progress)
-            elapsed = time.monotonic() - started
-            summary = {"journeys": written, "seconds": round(elapsed, 2)}
-            _print_json_or(as_json, summary, f"rebuilt {written} journeys in {elapsed:.1f}s")
-            return 0
-        with sessions(engine)() as session:
-            diffs = sync.verify(session, sources)
-    finally:
-        if progress is not None:
-            progress.close()
-    rows = [vars(d) for d in diffs]
-    _print_json_or(
-        as_json,
-        rows,
-        _table(rows) if rows else f"the read model agrees with Temporal ({len(sources)} journeys)",
-    )
-    return 1 if diffs else 0
-
-
-class _RichProgress:
-    """A progress bar on a terminal for long commands; never used with --json."""
-
-    def __init__(self) -> None:
-        from rich.progress import Progress
-
-        self._bar = Progress(transient=True)
-        self._bar.start()
-        self._task: Any = None
-
-    def __call__(self, what: str, total: int) -> None:
-        if what:
-            self._task = self._bar.add_task(what, total=total)
-        elif self._task is not None:
-            self._bar.advance(self._task)
-
-    def close(self) -> None:
-        self._bar.stop()
-
-
-def _print_json_or(as_json: bool, value: Any, text: str) -> None:
-    _out(json.dumps(value, cls=JSONEncoder, indent=2) if as_json else text)
-
-
-def _table(rows: Sequence[dict[str, Any]]) -> str:
-    if not rows:
-        return "(no rows)"
-    columns = list(rows[0])
-    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
-    return "\n".join(lines)
-
-
-def _csv(rows: Sequence[dict[str, Any]]) -> str:
-    buffer = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-    return buffer.getvalue().rstrip("\n")
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, datetime):
-        return f"{_local(value):%Y-%m-%d %H:%M}"
-    return str(value)
-
-
-def _safe_url(url: str) -> str:
-    """A database URL without its password, for messages."""
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
 
 
 def diagram() -> str:
     from transitions.extensions.diagrams import GraphMachine
+
+    from domain.journey import STATES, TRANSITIONS
 
     class Model:
         pass
@@ -1008,204 +797,7 @@ def diagram() -> str:
     return graph
 
 
-# -- output -----------------------------------------------------------------------------------
-
-
-def _out(text: str) -> None:
-    print(text)
-
-
-def _print(args: argparse.Namespace, value: Any, text: str) -> None:
-    _out(json.dumps(value, cls=JSONEncoder, indent=2) if args.json else text)
-
-
-def _local(instant: datetime) -> datetime:
-    """Times people read are London times."""
-    return instant.astimezone(ZoneInfo(LONDON))
-
-
-def _state_text(s: JourneyState) -> str:
-    lines = [
-        f"pupil        {s.pupil_id} (school {s.school_id}, journey pupil-{s.pupil_id})",
-        f"stage        {s.stage_label}" + (" (early years)" if s.early_years else ""),
-        f"phase        {s.phase.value}",
-        f"next review  {s.next_review_date or '-'}" + ("  OVERDUE" if s.overdue else ""),
-    ]
-    if s.iep is not None:
-        lines.append(
-            f"IEP          {s.iep.iep_id}, agreed {s.iep.agreed_at:%Y-%m-%d}, "
-            f"responsible: {', '.join(s.iep.responsible)}"
-        )
-        lines += [
-            f"  target {i}: {t.description} (success: {t.success_criterion})"
-            for i, t in enumerate(s.iep.targets)
-        ]
-    for c in s.open_consultations():
-        lines.append(
-            f"consultation {c.consultation_id} on {c.subject}: awaiting "
-            f"{', '.join(c.unanswered())} until {c.deadline:%Y-%m-%d %H:%M}"
-        )
-    for r in s.open_referrals():
-        lines.append(
-            f"referral     {r.referral_id}: {r.kind.value} ({r.specialist_id}), "
-            f"requested {r.requested_at:%Y-%m-%d}, chased {r.chases}x"
-        )
-    if s.close_reason is not None:
-        lines.append(f"closed       {s.close_reason.value}")
-    return "\n".join(lines)
-
-
-def _entry_text(e: TimelineEntry) -> str:
-    moved = (
-        f" [{e.stage_before.value} -> {e.stage_after.value}]"
-        if e.stage_before and e.stage_after
-        else ""
-    )
-    triggers = f" triggers: {', '.join(t.value for t in e.triggers)}" if e.triggers else ""
-    reason = f" -- {e.reason}" if e.reason else ""
-    return (
-        f"{_local(e.at):%Y-%m-%d %H:%M} #{e.step:<3} {e.actor.role.value}:{e.actor.id} "
-        f"{e.kind.value}: {e.summary}{moved}{triggers}{reason}"
-    )
-
-
-def _list_text(rows: Sequence[JourneyListing]) -> str:
-    if not rows:
-        return "no journeys match"
-    header = f"{'pupil':<16} {'school':<10} {'stage':<22} {'next review':<17} overdue"
-    body = [
-        f"{r.pupil_id:<16} {r.school or '-':<10} {r.stage or '-':<22} "
-        f"{_local(r.next_review).strftime('%Y-%m-%d %H:%M') if r.next_review else '-':<17} "
-        f"{'yes' if r.overdue else 'no'}" + ("" if r.status == "running" else f" ({r.status})")
-        for r in rows
-    ]
-    return "\n".join([header, *body])
-
-
-# -- demo -------------------------------------------------------------------------------------
-
-
-async def demo(
-    client: Client, settings: Settings, pupil: str | None, minute: float, as_json: bool
-) -> int:
-    """One pupil through concern → School Action → review → Action Plus → EP → statutory."""
-    pupil = pupil or f"demo-{uuid.uuid4().hex[:6]}"
-    senco, teacher = Actor("senco-1", Role.SENCO), Actor("teacher-1", Role.CLASS_TEACHER)
-    iep = IepInput(
-        targets=[Target("read 30 high-frequency words", "reads them aloud in two sessions")],
-        strategies=["daily phonics in a small group"],
-        provision=["TA support 3x20 min/week"],
-        responsible=["teacher-1"],
-    )
-
-    def say(text: str) -> None:
-        if not as_json:
-            _out(text)
-
-    async def wait_for(phase: str, what: str) -> JourneyState:
-        say(f"   ... waiting for {what} (timers run on the policy's short clock)")
-        while True:
-            state = await show(client, pupil)
-            if state.phase.value == phase:
-                return state
-            await asyncio.sleep(1)
-
-    say(f"demo pupil {pupil}: one 'minute' = {minute:g}s; watch it in the Web UI too")
-    await start_journey(
-        client,
-        settings,
-        StartJourneyInput(
-            pupil,
-            "demo-school",
-            senco.id,
-            ["parent-1"],
-            teacher,
-            "struggles with early reading despite differentiated work",
-            Policy.demo(timedelta(seconds=minute)),
-        ),
-    )
-    say("1. concern raised by the class teacher -> monitoring")
-    r = await act(
-        client,
-        pupil,
-        "open_school_action",
-        OpenSchoolActionInput(
-            senco, [Trigger.SA_LITERACY_MATHS], "reading age 18 months behind", iep
-        ),
-    )
-    say(f"2. SENCO opens School Action -> {r.stage_label} ({r.phase})")
-    state = await show(client, pupil)
-    consultation = state.open_consultations()[-1]
-    await reply(
-        client,
-        pupil,
-        "parent_responded",
-        ParentRespondedInput(
-            f"demo-{pupil}-1", consultation.consultation_id, "parent-1", ParentReply.AGREE
-        ),
-    )
-    say(f"3. parent agrees to {consultation.consultation_id}")
-    await wait_for("review_due", "the IEP review date")
-    say("4. the review is due")
-    progress = [TargetProgress(0, "reads 12 of 30 words", False)]
-    r = await act(
-        client,
-        pupil,
-        "record_review",
-        RecordReviewInput(
-            senco,
-            ReviewOutcome.ESCALATE,
-            progress,
-            "little progress despite the IEP",
-            replace(iep, strategies=["precision teaching"]),
-            [Trigger.AP_LITERACY_MATHS],
-        ),
-    )
-    say(f"5. review: escalate -> {r.stage_label} ({r.phase})")
-    r = await act(
-        client,
-        pupil,
-        "refer",
-        ReferInput(
-            senco,
-            SpecialistKind.EDUCATIONAL_PSYCHOLOGIST,
-            "ep-1",
-            "what underlies the slow progress in decoding?",
-        ),
-    )
-    say(f"6. referral to the educational psychologist: {r.ref}")
-    assert r.ref is not None
-    await reply(
-        client,
-        pupil,
-        "assessment_completed",
-        AssessmentCompletedInput(
-            f"demo-{pupil}-2",
-            r.ref,
-            Actor("ep-1", Role.SPECIALIST),
-            "phonological processing difficulty",
-            ["structured literacy programme"],
-        ),
-    )
-    say("7. the educational psychologist reports")
-    while not any(ref.completed_at for ref in (await show(client, pupil)).referrals):
-        await asyncio.sleep(0.5)
-    r = await act(
-        client,
-        pupil,
-        "request_statutory_assessment",
-        RequestStatutoryAssessmentInput(
-            senco, "needs exceed what the school can provide, per EP report"
-        ),
-    )
-    say(f"8. statutory assessment requested -> {r.stage_label} ({r.phase})")
-    state = await show(client, pupil)
-    if as_json:
-        _out(json.dumps(state, cls=JSONEncoder, indent=2))
-    else:
-        _out("\n" + _state_text(state) + "\n\nhistory:")
-        _out("\n".join(_entry_text(e) for e in await history(client, pupil)))
-    return 0
+# -- entry -------------------------------------------------------------------------------------
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1229,8 +821,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command in api_cli.COMMANDS:
             return api_cli.run(args, parser, settings)
-        return asyncio.run(run_command(args, parser, settings))
-    except (Refused, NotFound) as err:
+        if args.command == "archive":
+            return asyncio.run(archive_cli.run(args, settings))
+        if hasattr(args, "local"):
+            code: int = args.local(args, settings)
+            return code
+        if hasattr(args, "operator"):
+            code = args.operator(args, settings)
+            return code
+        token = os.environ.get("SENFLOW_TOKEN") or _stored().get("token")
+        code = args.client(args, Session(api_url(settings), token))
+        return code
+    except (Refused, NotFound, NotSignedIn) as err:
         sys.stderr.write(f"refused: {err}\n")
         return 1
     except Unreachable as err:

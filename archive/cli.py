@@ -28,7 +28,11 @@ from workflows.converter import JSONEncoder
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    help = "closed journeys' histories kept after Temporal's retention (issue 10)"
+    help = "operator: closed journeys' histories kept after Temporal's retention"
+    # operator-side: purge records who asked for it, as the operator says
+    common = argparse.ArgumentParser(add_help=False, parents=[common])
+    common.add_argument("--actor", default=None, help="purge: the admin who asked for it")
+    common.add_argument("--role", default=None, help="purge: their role (admin)")
     p = sub.add_parser("archive", help=help, description=help)
     actions = p.add_subparsers(dest="archive_action", required=True, metavar="ACTION")
 
