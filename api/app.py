@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request, Response
@@ -25,10 +24,9 @@ from temporalio.service import RPCError
 
 from access.policy import Forbidden, Principal
 from api import journeys, records
-from api import schemas as s
 from api.codec_server import BadPayload
 from api.codec_server import router as codec_router
-from api.deps import Unauthenticated
+from api.deps import PROBLEMS, Unauthenticated
 from api.pages import router as pages_router
 from crypto.codec import UnknownKey
 from domain.commands import Refused
@@ -37,17 +35,6 @@ from service.errors import NotFound, Unreachable
 from settings import Settings
 
 log = structlog.get_logger("senflow.api")
-
-PROBLEMS: dict[int | str, dict[str, Any]] = {
-    code: {"model": s.Problem, "description": text}
-    for code, text in {
-        401: "no valid bearer token",
-        403: "not yours to see or change",
-        404: "no such journey (or not one of yours: the two are not told apart)",
-        409: "refused by the journey's rules (the reason is in detail)",
-        503: "Temporal is unreachable",
-    }.items()
-}
 
 
 def create_app(

@@ -19,7 +19,7 @@ from temporalio.api.common.v1 import Payload
 
 from access.policy import Permission, Principal, require
 from api import schemas as s
-from api.deps import authenticate
+from api.deps import PROBLEMS, authenticate
 from crypto.codec import EncryptionCodec
 from service.context import Services
 
@@ -43,8 +43,6 @@ CodecUser = Annotated[Principal, Depends(codec_user)]
 
 
 def router(services: Services) -> APIRouter:
-    from api.app import PROBLEMS
-
     r = APIRouter(prefix="/codec", tags=["codec"], responses=PROBLEMS)
 
     def codec() -> EncryptionCodec | None:

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from access.policy import Principal
+from api import schemas as s
 from domain.commands import OPAQUE_ID
 from service.context import Services
+
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    code: {"model": s.Problem, "description": text}
+    for code, text in {
+        401: "no valid bearer token",
+        403: "never yours to do, by your role",
+        404: "no such journey (or not one of yours: the two are not told apart)",
+        409: "refused by the journey's rules (the reason is in detail)",
+        503: "Temporal is unreachable",
+    }.items()
+}
 
 
 class Unauthenticated(Exception):
