@@ -574,6 +574,23 @@ def run_users(args: argparse.Namespace, api: Session) -> int:
     return 0
 
 
+def run_referrals(args: argparse.Namespace, api: Session) -> int:
+    rows = [
+        {
+            "setting": r["school_id"],
+            "pupil": r["pupil_id"],
+            "referral": r["referral_id"],
+            "kind": r["kind"],
+            "status": r["status"],
+            "requested": r["requested_at"][:10],
+            "journey": r["workflow_id"],
+        }
+        for r in api.get("/referrals")
+    ]
+    output.show_json_or(args.json, rows, output.table(rows))
+    return 0
+
+
 def run_whoami(args: argparse.Namespace, api: Session) -> int:
     me = api.get("/me")
     output.show(
@@ -673,6 +690,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--summary", required=True)
     p.add_argument("--recommendation", action="append", default=[])
     p.add_argument("--reply-id", help="idempotency key (default: a new one)")
+
+    client("referrals", "specialist: the referrals assigned to you", run_referrals, False)
 
     p = client(
         "parent-response",

@@ -316,6 +316,7 @@ def view(journey_id: str, state: JourneyState) -> s.JourneyView:
         review_due_at=state.review_due_at,
         overdue=state.overdue,
         iep=state.iep,
+        reviews=state.reviews,
         consultations=state.consultations,
         referrals=state.referrals,
         step=state.step,

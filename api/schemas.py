@@ -22,6 +22,7 @@ from domain.model import (
     PauseReason,
     Phase,
     Referral,
+    Review,
     ReviewOutcome,
     Role,
     SenType,
@@ -177,6 +178,7 @@ class JourneyView(BaseModel):
     review_due_at: datetime | None
     overdue: bool
     iep: Iep | None
+    reviews: list[Review]
     consultations: list[Consultation]
     referrals: list[Referral]
     step: int

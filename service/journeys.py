@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -29,6 +30,7 @@ from domain.commands import (
 from domain.journey import Journey
 from domain.model import Actor, JourneyState, ParentReply, Role, SenType, Stage, TimelineEntry
 from domain.policy import Policy, compulsory_school_age_date
+from records import models as m
 from service import identity, temporal
 from service.actions import Action
 from service.context import Services
@@ -190,6 +192,8 @@ async def locate(
     """The journey id a setting's pupil reference means, for this caller. A caller with
     several settings names the setting; another setting's pupil is simply not found."""
     check_opaque_id(reference, "pupil reference")
+    if principal.role is Role.SPECIALIST:
+        return await _referred(svc, principal, reference, school)
     if school is None:
         if len(principal.schools) != 1:
             raise Refused(
@@ -207,6 +211,33 @@ async def locate(
     if await temporal.school_of(await svc.client(), legacy) == school:
         return legacy
     raise NotFound("no such journey")
+
+
+async def _referred(svc: Services, principal: Principal, reference: str, school: str | None) -> str:
+    """A specialist knows a pupil only through a referral to them (the read model's)."""
+    if school is None:
+        raise Refused("name the pupil's setting as well as its reference (--school)")
+    check_opaque_id(school, "setting id")
+
+    def read() -> str | None:
+        query = (
+            select(m.Journey.workflow_id)
+            .join(m.Referral, m.Referral.workflow_id == m.Journey.workflow_id)
+            .where(
+                m.Referral.specialist_id == principal.actor_id,
+                m.Journey.school_id == school,
+                m.Journey.pupil_id == reference,
+            )
+            .order_by(m.Journey.opened_at.desc())
+        )
+        with svc.factory() as session:
+            found: str | None = session.scalars(query).first()
+            return found
+
+    found = await asyncio.to_thread(read)
+    if found is None:
+        raise NotFound("no such journey")
+    return found
 
 
 async def setting_of(svc: Services, journey_id: str) -> str:
