@@ -42,6 +42,7 @@ DEMO_USERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("teacher-1", "class_teacher", ("school-1",)),
     ("senco-1", "senco", ("school-1",)),
     ("senco-2", "senco", ("school-2",)),
+    ("senco-3", "senco", ("school-3",)),
     ("ep-7", "specialist", ()),
     ("la-7", "local_authority", ("school-1", "school-2")),
     ("admin-1", "admin", ("school-1", "school-2")),

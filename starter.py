@@ -451,8 +451,10 @@ def run_history(args: argparse.Namespace, api: Session) -> int:
     if args.html:
         html = api.get(f"/journeys/{journey_id}/history", format="html")
         Path(args.html).write_text(html)
-    record = api.get(f"/journeys/{journey_id}/history")
-    output.out(json.dumps(record, indent=2) if args.json else output.record_text(record))
+    if args.json:
+        output.out(json.dumps(api.get(f"/journeys/{journey_id}/history"), indent=2))
+    else:
+        output.out(api.get(f"/journeys/{journey_id}/history", format="text"))
     return 0
 
 
@@ -480,8 +482,8 @@ def run_audit(args: argparse.Namespace, api: Session) -> int:
         rows = [
             {
                 "journey_id": journey_id,
-                "pupil": record["state"]["pupil_id"],
-                "school": record["state"]["school_id"],
+                "pupil": record["pupil"],
+                "school": record["school"],
                 "breaches": record["breaches"],
             }
         ]

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, PlainTextResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -89,9 +89,11 @@ def router() -> APIRouter:
         journey_id: JourneyId,
         principal: Caller,
         svc: SvcDep,
-        format: Annotated[str, Query(pattern="^(json|html)$")] = "json",
+        format: Annotated[str, Query(pattern="^(json|html|text)$")] = "json",
     ) -> Any:
         found = await audit.record(svc, principal, journey_id)
+        if format == "text":
+            return PlainTextResponse(audit_report.as_text(found.trail, found.breaches))
         if format == "html":
             return HTMLResponse(
                 audit_report.as_html(found.trail, found.breaches, datetime.now(UTC))

@@ -102,32 +102,6 @@ def view_text(v: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def record_text(record: dict[str, Any]) -> str:
-    state = record["state"]
-    lines = [
-        f"pupil {state['pupil_id']} (setting {state['school_id']}): {state['stage_label']} "
-        f"({state['phase']}); {len(record.get('runs', []))} run(s)",
-        "",
-    ]
-    for e in state["timeline"]:
-        moved = (
-            f" [{e['stage_before']} -> {e['stage_after']}]"
-            if e.get("stage_before") and e.get("stage_after")
-            else ""
-        )
-        triggers = f" triggers: {', '.join(e['triggers'])}" if e.get("triggers") else ""
-        reason = f" -- {e['reason']}" if e.get("reason") else ""
-        lines.append(
-            f"{when(e['at'])} #{e['step']:<3} {e['actor']['role']}:{e['actor']['id']} "
-            f"{e['kind']}: {e['summary']}{moved}{triggers}{reason}"
-        )
-    breaches = record.get("breaches", [])
-    lines.append(f"\n{len(breaches)} breach(es)")
-    for b in breaches:
-        lines.append(f"  BREACH {b['rule']}: {b['detail']}")
-    return "\n".join(lines)
-
-
 def list_text(rows: Sequence[dict[str, Any]]) -> str:
     if not rows:
         return "no journeys match"
