@@ -28,7 +28,7 @@ from workflows.converter import JSONEncoder
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    help = "closed journeys' histories kept after Temporal's retention (issue 10)"
+    help = "closed journeys' histories kept after Temporal's retention"
     p = sub.add_parser("archive", help=help, description=help)
     actions = p.add_subparsers(dest="archive_action", required=True, metavar="ACTION")
 
