@@ -1,4 +1,5 @@
-# The senflow worker (and CLI) image. docker-compose.yml builds it for the `worker` service.
+# The senflow image: the worker, the API and the CLI (docker-compose.yml builds it for the
+# `worker` and `api` services). The benchmark (bench/) is left out; `senflow bench` says so.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -12,6 +13,12 @@ COPY domain ./domain
 COPY workflows ./workflows
 COPY activities ./activities
 COPY records ./records
+COPY audit ./audit
+COPY archive ./archive
+COPY reform ./reform
+COPY api ./api
+COPY access ./access
+COPY crypto ./crypto
 COPY starter.py worker.py devserver.py settings.py ./
 RUN pip install . && mkdir -p /var/lib/senflow/outbox && chown -R senflow:senflow /var/lib/senflow
 

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test install lint demo histories clean soak
+.PHONY: run test install lint demo histories diagram clean soak
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -46,6 +46,10 @@ lint: $(STAMP)
 ## demo: one pupil through the whole journey (needs `make run` in another terminal)
 demo: $(STAMP)
 	$(BIN)/senflow demo
+
+## diagram: redraw docs/state-machine.md from the transitions table (tests/test_docs.py checks it)
+diagram: $(STAMP)
+	$(BIN)/senflow diagram | $(BIN)/python scripts/write_state_machine_doc.py
 
 ## histories: regenerate tests/histories/ on purpose (see docs/decisions.md)
 histories: $(STAMP)

@@ -3,7 +3,7 @@ package on a persistent SQLite file, plus one worker, stopped together on Ctrl-C
 
 The namespace's retention (how long Temporal keeps a closed run) is set from
 SENFLOW_RETENTION_DAYS, and the worker creates the archiver's schedule, which runs well
-inside it (docs/decisions.md, issue 10).
+inside it (docs/decisions.md, decision 60).
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ class Settings:
     mail_sender: str = "senco-office@senflow.invalid"
     #: SMTP; with no host, messages go to the outbox folder instead.
     smtp: SmtpSettings | None = None
-    #: Archive (issue 10): how long Temporal keeps a closed run, how often the archiver runs,
+    #: The archive: how long Temporal keeps a closed run, how often the archiver runs,
     #: where archived histories go ("db": the records database; or file:///a/folder), and the
     #: key that turns a purged pupil's id into the opaque reference kept in the purge log.
     retention: timedelta = timedelta(days=30)

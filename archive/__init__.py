@@ -1,1 +1,1 @@
-"""Closed journeys' histories kept for auditors after Temporal's retention (issue 10)."""
+"""Closed journeys' histories kept for auditors after Temporal's retention."""

@@ -6,7 +6,7 @@ from the previous run), every ``record_journey`` activity input (what changed, a
 changed), and its end (the state handed to the next run, or the final result). Folding them
 in order gives the journey as it was recorded.
 
-Histories are read from Temporal while it has them and from the archive (issue 10) once
+Histories are read from Temporal while it has them and from the archive (``archive``) once
 retention has deleted them — run by run, so a long journey whose early runs have expired
 but whose last run is still in Temporal reads whole, and the output is the same either way.
 """

@@ -1,4 +1,4 @@
-"""The table people read and the goals the issue set, both from the result dictionary."""
+"""The table people read and the goals senflow is judged by, both from the result dictionary."""
 
 from __future__ import annotations
 

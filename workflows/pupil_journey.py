@@ -71,7 +71,7 @@ MAX_REMEMBERED_REPLIES = 1000
 #: Journeys started (or continued) after this change project every change to the read model;
 #: histories recorded before it replay without those activities.
 READ_MODEL_PATCH = "read-model-projection"
-#: (domain feature, patch id): parents invited to each IEP review (issue 4).
+#: (domain feature, patch id): parents invited to each IEP review (decision 31).
 FEATURE_PATCHES = ((FEATURE_REVIEW_INVITATIONS, "parents-invited-to-reviews"),)
 #: The 2014 reform: journeys publish the Code they follow (``SenCode``), so admins can find
 #: the journeys still to move. Runs recorded before it replay without that upsert.
