@@ -767,6 +767,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="how letters address them")
     p.add_argument("--email")
 
+    p = operator("outbox", "the dev stack's letters (no SMTP server configured)", ops.outbox)
+    p.add_argument("--to", help="only letters to this person (their id)")
+    p.add_argument("--journey", help="only this journey's letters")
+    p.add_argument("--reply-code", action="store_true", help="print the newest letter's code")
+    p.add_argument("--wait", type=float, default=0.0, help="seconds to wait for a letter")
+
     p = operator("records", "the read model: migrate, rebuild from Temporal, verify", ops.records)
     p.add_argument("action", choices=["migrate", "rebuild", "verify"])
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import email
+import re
 import sys
 import time
 import uuid
@@ -304,3 +306,51 @@ async def _demo(settings: Settings, pupil: str | None, minute: float, as_json: b
         f"\njourney {jid}: {state.stage_label} ({state.phase.value}), {state.step} steps",
     )
     return 0
+
+
+# -- the dev stack's outbox --------------------------------------------------------------------
+
+REPLY_CODE = re.compile(r"sf\.[0-9a-f]{16}\.[A-Za-z0-9_-]{43}")
+
+
+def outbox(args: argparse.Namespace, settings: Settings) -> int:
+    """The letters the outbox holds (where letters go when no SMTP server is configured), newest
+    last; ``--reply-code`` prints the reply code in the newest matching letter, as a parent
+    would read it there."""
+    deadline = time.monotonic() + args.wait
+    while True:
+        letters = _letters(settings.outbox_dir, args.to, args.journey)
+        if args.reply_code:
+            codes = [c for letter in letters for c in REPLY_CODE.findall(letter["text"])]
+            if codes:
+                output.out(codes[-1])
+                return 0
+        elif letters or time.monotonic() >= deadline:
+            rows = [{k: v for k, v in letter.items() if k != "text"} for letter in letters]
+            output.show_json_or(args.json, rows, output.table(rows))
+            return 0
+        if time.monotonic() >= deadline:
+            raise Refused("no such letter in the outbox (yet)")
+        time.sleep(0.5)
+
+
+def _letters(folder: Path, to: str | None, journey: str | None) -> list[dict[str, Any]]:
+    found = []
+    for path in sorted(folder.glob("*.eml"), key=lambda p: p.stat().st_mtime):
+        message = email.message_from_bytes(path.read_bytes())
+        if to is not None and to not in str(message["To"]):
+            continue
+        if journey is not None and message["X-Senflow-Journey"] != journey:
+            continue
+        part = next((p for p in message.walk() if p.get_content_type() == "text/plain"), None)
+        payload = part.get_payload(decode=True) if part is not None else b""
+        found.append(
+            {
+                "to": str(message["To"]),
+                "subject": str(message["Subject"]),
+                "journey": str(message["X-Senflow-Journey"]),
+                "file": path.name,
+                "text": payload.decode("utf-8", "replace") if isinstance(payload, bytes) else "",
+            }
+        )
+    return found

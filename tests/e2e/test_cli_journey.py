@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,8 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from smtp_sink import free_port
+from stack import senflow_up
 
 SENFLOW = str(Path(sys.executable).parent / "senflow")
 IEP = [
@@ -53,7 +50,14 @@ class Cli:
             env["SENFLOW_TOKEN"] = (self.state / "tokens" / self.user).read_text().strip()
         elif self.token:
             env["SENFLOW_TOKEN"] = self.token
-        return subprocess.run([SENFLOW, *args], env=env, capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [SENFLOW, *args],
+            cwd=self.state.parent,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     def json(self, *args: str) -> object:
         done = self(*args, "--json")
@@ -63,52 +67,8 @@ class Cli:
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cli, Path]]:
-    state = tmp_path_factory.mktemp("senflow-state")
-    port, ui_port, api_port = free_port(), free_port(), free_port()
-    env = {
-        **os.environ,
-        "SENFLOW_STATE_DIR": str(state),
-        "TEMPORAL_ADDRESS": f"127.0.0.1:{port}",
-        "SENFLOW_LOG_FORMAT": "json",
-        "SENFLOW_HEARTBEAT_FILE": str(state / "worker.alive"),
-        "SENFLOW_API_URL": f"http://127.0.0.1:{api_port}",
-        "SENFLOW_CONFIG_DIR": str(state / "config"),  # no ~/.config of the person testing
-    }
-    up = subprocess.Popen(
-        [
-            SENFLOW,
-            "up",
-            "--port",
-            str(port),
-            "--ui-port",
-            str(ui_port),
-            "--api-port",
-            str(api_port),
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    cli = Cli(env, state)
-    try:
-        deadline = time.monotonic() + 60
-        while not (state / "tokens" / "senco-1").exists() or cli.as_("senco-1")("list").returncode:
-            assert up.poll() is None, "senflow up exited early"
-            assert time.monotonic() < deadline, "the service did not come up"
-            time.sleep(0.5)
-        yield cli, state
-    finally:
-        up.send_signal(signal.SIGINT)
-        try:
-            output, _ = up.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            up.kill()
-            output, _ = up.communicate()
-        assert up.returncode == 0, output
-        assert "stopped." in output
-        with socket.socket() as sock:  # the server is gone with it
-            assert sock.connect_ex(("127.0.0.1", port)) != 0
+    with senflow_up(tmp_path_factory.mktemp("checkout")) as (env, state):
+        yield Cli(env, state), state
 
 
 @pytest.mark.e2e
