@@ -139,7 +139,8 @@ class Case:
 
 
 MALFORMED = "Failed decoding arguments"
-NOT_OPEN = "no such journey"
+NOT_OPEN = "no open journey"  # the CLI's words
+NO_SUCH = "no such journey"  # service.temporal's
 
 #: Every update, refused. Reasons are the domain's words (or the SDK's, for a payload that is
 #: not the update's dataclass at all).
@@ -450,11 +451,9 @@ UPDATES: list[Case] = [
     ),
     # the wrong pupil
     Case(
-        "closed", PupilJourney.record_note, lambda i: {"actor": TEACHER_J, "note": "late"}, NOT_OPEN
+        "closed", PupilJourney.record_note, lambda i: {"actor": TEACHER_J, "note": "late"}, NO_SUCH
     ),
-    Case(
-        "nobody", PupilJourney.record_note, lambda i: {"actor": TEACHER_J, "note": "hi"}, NOT_OPEN
-    ),
+    Case("nobody", PupilJourney.record_note, lambda i: {"actor": TEACHER_J, "note": "hi"}, NO_SUCH),
     Case(
         "../../etc/passwd",
         PupilJourney.record_note,
@@ -829,7 +828,7 @@ async def test_a_reply_delivered_twice_is_applied_once_and_closed_journeys_refus
     assert senco_notices[0].actor.id == "parent-b"
 
     for target in ("closed", "nobody"):
-        with pytest.raises(NotFound, match=NOT_OPEN):
+        with pytest.raises(NotFound, match=NO_SUCH):
             await temporal.signal(
                 client, workflow_id(copy[target].pupil), PupilJourney.parent_responded, same
             )
