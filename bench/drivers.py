@@ -1,7 +1,7 @@
 """The client side of each scenario, once for senflow and once for the bare baseline.
 
-Both drivers send the same messages in the same order; senflow's go through the application
-functions people use (``starter.act``, ``starter.reply``, ``starter.show``).
+Both drivers send the same messages in the same order; senflow's go through the journey's
+Temporal calls (``service.temporal.execute``, ``signal``, ``state``), messages named by reference.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import (
@@ -17,13 +18,20 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 
-import starter
 from bench import pattern
 from bench.baseline import BareInput, BareJourney, BareState, BareUpdate
 from domain.commands import PupilJourneyInput, StartJourneyInput
 from domain.model import EntryKind, Phase
 from domain.policy import Policy
+from service import temporal
 from workflows.pupil_journey import PupilJourney, workflow_id
+
+#: The pattern's updates, as the journey's own handlers (the baseline takes their names).
+UPDATES: dict[str, Any] = {
+    "open_school_action": PupilJourney.open_school_action,
+    "record_note": PupilJourney.record_note,
+    "close": PupilJourney.close,
+}
 
 
 @dataclass
@@ -71,7 +79,7 @@ class SenflowDriver(Driver):
         return workflow_id(pupil)
 
     async def _start(self, cmd: StartJourneyInput) -> WorkflowHandle[PupilJourney, object]:
-        # What starter.start_journey sends, without the state query it adds after starting.
+        # What temporal.start sends, without the state query it adds after starting.
         return await self.client.start_workflow(
             PupilJourney.run,
             PupilJourneyInput(start=cmd),
@@ -79,8 +87,8 @@ class SenflowDriver(Driver):
             task_queue=self.task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            search_attributes=starter.initial_search_attributes(cmd),
-            memo=starter.initial_memo(),
+            search_attributes=temporal.initial_search_attributes(cmd),
+            memo=temporal.initial_memo(),
         )
 
     async def journey(self, pupil: str, k: int, q: int, t: Timings) -> None:
@@ -88,26 +96,26 @@ class SenflowDriver(Driver):
         steps = pattern.updates(k)
         for name, cmd in steps[:-1]:
             t0 = time.perf_counter()
-            await starter.act(self.client, pupil, name, cmd)
+            await temporal.execute(self.client, self.workflow_id(pupil), UPDATES[name], cmd)
             t.updates.append(time.perf_counter() - t0)
         consultation = ""
         for _ in range(q):
             t0 = time.perf_counter()
-            state = await starter.show(self.client, pupil)
+            state = await temporal.state(self.client, self.workflow_id(pupil))
             t.queries.append(time.perf_counter() - t0)
             consultation = state.open_consultations()[0].consultation_id
         if not consultation:  # Q = 0: the signal still needs the consultation's id
-            state = await starter.show(self.client, pupil)
+            state = await temporal.state(self.client, self.workflow_id(pupil))
             consultation = state.open_consultations()[0].consultation_id
-        await starter.reply(
+        await temporal.signal(
             self.client,
-            pupil,
-            "parent_responded",
+            self.workflow_id(pupil),
+            PupilJourney.parent_responded,
             pattern.parent_reply(consultation, f"r-{uuid.uuid4().hex[:12]}"),
         )
         name, cmd = steps[-1]
         t0 = time.perf_counter()
-        await starter.act(self.client, pupil, name, cmd)
+        await temporal.execute(self.client, self.workflow_id(pupil), UPDATES[name], cmd)
         t.updates.append(time.perf_counter() - t0)
         await handle.result()
 
@@ -115,10 +123,15 @@ class SenflowDriver(Driver):
         # The plan is agreed a moment after the start: aim the review at ``due_at``.
         review_in = due_at - datetime.now(UTC)
         await self._start(pattern.start(pupil, pattern.storm_policy(review_in)))
-        await starter.act(self.client, pupil, "open_school_action", pattern.open_school_action())
+        await temporal.execute(
+            self.client,
+            self.workflow_id(pupil),
+            PupilJourney.open_school_action,
+            pattern.open_school_action(),
+        )
 
     async def storm_check(self, pupil: str) -> StormCheck:
-        state = await starter.show(self.client, pupil)
+        state = await temporal.state(self.client, self.workflow_id(pupil))
         assert state.review_due_at is not None
         reached = state.phase is Phase.REVIEW_DUE and any(
             e.kind is EntryKind.REVIEW_DUE for e in state.timeline
@@ -128,7 +141,12 @@ class SenflowDriver(Driver):
     async def hold_setup(self, pupil: str) -> None:
         """A journey at rest: School Action, sleeping until a review a term away."""
         await self._start(pattern.start(pupil, Policy()))
-        await starter.act(self.client, pupil, "open_school_action", pattern.open_school_action())
+        await temporal.execute(
+            self.client,
+            self.workflow_id(pupil),
+            PupilJourney.open_school_action,
+            pattern.open_school_action(),
+        )
 
 
 class BareDriver(Driver):
@@ -162,9 +180,9 @@ class BareDriver(Driver):
             task_queue=self.task_queue,
             # what senflow's start carries (visibility baseline only)
             search_attributes=(
-                starter.initial_search_attributes(pattern.start(pupil)) if self.publish else None
+                temporal.initial_search_attributes(pattern.start(pupil)) if self.publish else None
             ),
-            memo=starter.initial_memo() if self.publish else None,
+            memo=temporal.initial_memo() if self.publish else None,
         )
 
     async def _act(self, handle: WorkflowHandle[BareJourney, object], name: str) -> None:

@@ -16,7 +16,6 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
-import starter
 from bench import pattern
 from bench.baseline import BareJourney
 from bench.stats import rate
@@ -42,6 +41,7 @@ from domain.model import (
 from domain.policy import Policy
 from records.db import make_engine, migrate, sessions
 from records.projection import project
+from service import temporal
 from settings import Settings
 from worker import build_worker, workflow_runner
 from workflows.converter import DATA_CONVERTER
@@ -148,23 +148,26 @@ async def _ten_years(env: WorkflowEnvironment, years: int, directory: Path) -> d
     )
     directory.mkdir(parents=True, exist_ok=True)
     pupil = f"ten-years-{uuid.uuid4().hex[:6]}"
+    journey = workflow_id(pupil)
     ep = Actor("ep-1", Role.SPECIALIST)
     t0 = time.perf_counter()
     messages = 0
     async with build_worker(client, settings):
-        await starter.start_journey(client, settings, pattern.start(pupil, Policy()))
-        await starter.act(client, pupil, "open_school_action", pattern.open_school_action())
+        await temporal.start(client, settings, pattern.start(pupil, Policy()), journey)
+        await temporal.execute(
+            client, journey, PupilJourney.open_school_action, pattern.open_school_action()
+        )
         messages += 2
         term = 0
         until = await _now(env) + timedelta(days=365 * years + years // 4)
         while await _now(env) < until:
-            state = await starter.show(client, pupil)
+            state = await temporal.state(client, journey)
             for c in state.open_consultations():
                 for parent in c.unanswered():
-                    await starter.reply(
+                    await temporal.signal(
                         client,
-                        pupil,
-                        "parent_responded",
+                        journey,
+                        PupilJourney.parent_responded,
                         ParentRespondedInput(
                             f"r-{uuid.uuid4().hex[:10]}",
                             c.consultation_id,
@@ -175,9 +178,9 @@ async def _ten_years(env: WorkflowEnvironment, years: int, directory: Path) -> d
                     messages += 1
             for i in range(3):  # notes across the term
                 await env.sleep(timedelta(weeks=3))
-                await starter.act(client, pupil, "record_note", pattern.note(i))
+                await temporal.execute(client, journey, PupilJourney.record_note, pattern.note(i))
                 messages += 1
-            state = await starter.show(client, pupil)
+            state = await temporal.state(client, journey)
             assert state.review_due_at is not None
             await env.sleep(
                 max(state.review_due_at - await _now(env), timedelta(0)) + timedelta(hours=1)
@@ -186,10 +189,10 @@ async def _ten_years(env: WorkflowEnvironment, years: int, directory: Path) -> d
             outcome, triggers, new_iep = ReviewOutcome.CONTINUE, [], True
             if term == 3 and state.stage is Stage.SCHOOL_ACTION:
                 outcome, triggers = ReviewOutcome.ESCALATE, [Trigger.AP_LITERACY_MATHS]
-            await starter.act(
+            await temporal.execute(
                 client,
-                pupil,
-                "record_review",
+                journey,
+                PupilJourney.record_review,
                 RecordReviewInput(
                     pattern.SENCO,
                     outcome,
@@ -200,12 +203,12 @@ async def _ten_years(env: WorkflowEnvironment, years: int, directory: Path) -> d
                 ),
             )
             messages += 1
-            state = await starter.show(client, pupil)
+            state = await temporal.state(client, journey)
             if state.stage is Stage.SCHOOL_ACTION_PLUS and term % 4 == 1:  # a referral a year
-                result = await starter.act(
+                result = await temporal.execute(
                     client,
-                    pupil,
-                    "refer",
+                    journey,
+                    PupilJourney.refer,
                     ReferInput(
                         pattern.SENCO,
                         SpecialistKind.EDUCATIONAL_PSYCHOLOGIST,
@@ -215,23 +218,23 @@ async def _ten_years(env: WorkflowEnvironment, years: int, directory: Path) -> d
                 )
                 await env.sleep(timedelta(weeks=5))
                 assert result.ref is not None
-                await starter.reply(
+                await temporal.signal(
                     client,
-                    pupil,
-                    "assessment_completed",
+                    journey,
+                    PupilJourney.assessment_completed,
                     AssessmentCompletedInput(
                         f"ep-{uuid.uuid4().hex[:10]}", result.ref, ep, "report", ["a programme"]
                     ),
                 )
                 messages += 2
-        handle = client.get_workflow_handle(workflow_id(pupil))
+        handle = client.get_workflow_handle(journey)
         for _ in range(600):  # let the last letters and records finish before terminating
-            state = await starter.show(client, pupil)
+            state = await temporal.state(client, journey)
             if not state.outbox and state.projected_step >= state.step:
                 break
             await asyncio.sleep(0.05)
         await handle.terminate("benchmark finished")
-        runs = await _chain(client, workflow_id(pupil))
+        runs = await _chain(client, journey)
     seconds = time.perf_counter() - t0
     sizes = [_size(h) for h in runs]
     events = [len(h.events) for h in runs]

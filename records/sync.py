@@ -25,6 +25,7 @@ from domain.model import EntryKind, JourneyState
 from records import models as m
 from records.db import migrate, sessions
 from records.projection import project, record_message
+from workflows.pupil_journey import PupilJourney
 
 Progress = Callable[[str, int], None]  # (what, total) then called once per item with ("", 0)
 
@@ -157,8 +158,7 @@ def _chain(runs: list[Any]) -> list[Any]:
 async def _state_of(client: Client, workflow_id: str, run: Any) -> JourneyState | None:
     handle = client.get_workflow_handle(workflow_id, run_id=run.run_id)
     if run.status is WorkflowExecutionStatus.RUNNING:
-        state: JourneyState = await handle.query("state", result_type=JourneyState)
-        return state
+        return await handle.query(PupilJourney.state)
     if run.status is WorkflowExecutionStatus.COMPLETED:
         history = await handle.fetch_history()
         attrs = history.events[-1].workflow_execution_completed_event_attributes

@@ -27,7 +27,6 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from sqlalchemy import create_engine, select, text
 from temporalio.testing import WorkflowEnvironment
 
-import starter
 from devserver import SQLITE_PRAGMAS, find_binary
 from domain.commands import (
     AssessmentCompletedInput,
@@ -52,9 +51,11 @@ from records import reports
 from records.db import make_engine, sessions
 from records.reports import REGISTER, school_year_month
 from records.sync import read_journeys, rebuild, verify
+from service import temporal
 from settings import Settings
 from worker import build_worker
 from workflows.converter import DATA_CONVERTER
+from workflows.pupil_journey import PupilJourney, workflow_id
 from workflows.search_attributes import ALL as SEARCH_ATTRIBUTES
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -64,22 +65,23 @@ KINDS = list(SpecialistKind)
 async def drive(client, settings: Settings, pupil: str, i: int, schools: int) -> None:
     cmd = start_cmd(pupil, school_id=f"school-{i % schools}")
     cmd.birth_year, cmd.birth_month = 2015 + i % 5, i % 12 + 1
-    await starter.start_journey(client, settings, cmd)
+    journey = workflow_id(pupil)
+    await temporal.start(client, settings, cmd, journey)
     plan = i % 5
     if plan == 0:
         return
-    await starter.act(
+    await temporal.execute(
         client,
-        pupil,
-        "open_school_action",
+        journey,
+        PupilJourney.open_school_action,
         OpenSchoolActionInput(SENCO, [Trigger.SA_PROGRESS], "little progress", iep()),
     )
     if plan >= 2:
         outcome = ReviewOutcome.CONTINUE if plan == 2 else ReviewOutcome.ESCALATE
-        await starter.act(
+        await temporal.execute(
             client,
-            pupil,
-            "record_review",
+            journey,
+            PupilJourney.record_review,
             RecordReviewInput(
                 SENCO,
                 outcome,
@@ -91,50 +93,54 @@ async def drive(client, settings: Settings, pupil: str, i: int, schools: int) ->
         )
     if plan >= 3:
         kind = KINDS[i % len(KINDS)]
-        result = await starter.act(
-            client, pupil, "refer", ReferInput(SENCO, kind, f"spec-{i % 7}", "what would help?")
+        result = await temporal.execute(
+            client,
+            journey,
+            PupilJourney.refer,
+            ReferInput(SENCO, kind, f"spec-{i % 7}", "what would help?"),
         )
         if plan == 4:
             assert result.ref is not None
-            await starter.reply(
+            await temporal.signal(
                 client,
-                pupil,
-                "assessment_completed",
+                journey,
+                PupilJourney.assessment_completed,
                 AssessmentCompletedInput(
                     f"done-{pupil}", result.ref, Actor(f"spec-{i % 7}", Role.SPECIALIST), "report"
                 ),
             )
             for _ in range(100):
-                s = await starter.show(client, pupil)
+                s = await temporal.state(client, journey)
                 if not s.open_referrals():
                     break
                 await asyncio.sleep(0.05)
-            await starter.act(
+            await temporal.execute(
                 client,
-                pupil,
-                "request_statutory_assessment",
+                journey,
+                PupilJourney.request_statutory_assessment,
                 RequestStatutoryAssessmentInput(SENCO, "needs exceed provision"),
             )
     if i % 13 == 0:
-        await starter.act(
-            client, pupil, "close", CloseInput(SENCO, CloseReason.MOVED_SCHOOL, "moved")
+        await temporal.execute(
+            client,
+            journey,
+            PupilJourney.close,
+            CloseInput(SENCO, CloseReason.MOVED_SCHOOL, "moved"),
         )
 
 
 async def settle(client, pupils: list[str]) -> list[JourneyState]:
     states = []
     for pupil in pupils:
-        handle = client.get_workflow_handle(f"pupil-{pupil}")
+        handle = client.get_workflow_handle(workflow_id(pupil))
         for _ in range(600):
             desc = await handle.describe()
             if desc.status.name == "COMPLETED":
                 states.append(
-                    await client.get_workflow_handle_for(
-                        starter.PupilJourney.run, handle.id
-                    ).result()
+                    await client.get_workflow_handle_for(PupilJourney.run, handle.id).result()
                 )
                 break
-            s = await starter.show(client, pupil)
+            s = await temporal.state(client, handle.id)
             if s.projected_step == s.step and not s.outbox:
                 states.append(s)
                 break

@@ -17,7 +17,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-import starter
 from domain.commands import (
     EhcDecisionInput,
     EhcDraftInput,
@@ -39,7 +38,9 @@ from journeys import (
     start_cmd,
     time_skipping_server,
 )
+from service import temporal
 from worker import build_worker
+from workflows.pupil_journey import PupilJourney, workflow_id
 
 OUT = ROOT / "tests" / "histories"
 LA = Actor("la-7", Role.LOCAL_AUTHORITY)
@@ -63,60 +64,65 @@ async def main(prefix: str) -> None:
     client = env.client
     try:
         async with build_worker(client, settings):
-            await starter.start_journey(
-                client, settings, start_cmd("golden-2014", policy=Policy.code_2014())
+            code_2014, moved = workflow_id("golden-2014"), workflow_id("golden-moved")
+            await temporal.start(
+                client, settings, start_cmd("golden-2014", policy=Policy.code_2014()), code_2014
             )
-            act = starter.act
+            act = temporal.execute
             await act(
                 client,
-                "golden-2014",
-                "open_sen_support",
+                code_2014,
+                PupilJourney.open_sen_support,
                 OpenSenSupportInput(SENCO, SenType.SLCN, "language screen", plan()),
             )
             await agree_all(client, "golden-2014")
             await act(
                 client,
-                "golden-2014",
-                "request_ehc_assessment",
+                code_2014,
+                PupilJourney.request_ehc_assessment,
                 RequestEhcAssessmentInput(SENCO, "la-7", "little progress"),
             )
             await agree_all(client, "golden-2014")
             await at_school_action(client, settings, "golden-moved")
             await env.sleep(5 * WEEK)
-            await act(client, "golden-2014", "ehc_decide", EhcDecisionInput(LA, True, "assess"))
+            await act(
+                client, code_2014, PupilJourney.ehc_decide, EhcDecisionInput(LA, True, "assess")
+            )
             await act(
                 client,
-                "golden-2014",
-                "pause_ehc_clock",
+                code_2014,
+                PupilJourney.pause_ehc_clock,
                 EhcPauseInput(LA, PauseReason.CHILD_ABSENT),
             )
             await act(
                 client,
-                "golden-moved",
-                "move_to_code_2014",
+                moved,
+                PupilJourney.move_to_code_2014,
                 MigrateInput(Actor("admin-1", Role.ADMIN), "the 2014 Code is in force"),
             )
             await env.sleep(4 * WEEK)
-            await act(client, "golden-2014", "resume_ehc_clock", EhcResumeInput(LA))
+            await act(client, code_2014, PupilJourney.resume_ehc_clock, EhcResumeInput(LA))
             await env.sleep(11 * WEEK + timedelta(days=3))  # the draft deadline is missed
-            await act(client, "golden-2014", "ehc_draft", EhcDraftInput(LA, True, "d", plan()))
+            await act(
+                client, code_2014, PupilJourney.ehc_draft, EhcDraftInput(LA, True, "d", plan())
+            )
             await agree_all(client, "golden-2014")
-            await act(client, "golden-2014", "ehc_finalise", EhcFinalInput(LA, "final"))
-            for pupil, label in (("golden-2014", "ehc_assessment"), ("golden-moved", "moved")):
-                state = await starter.show(client, pupil)
+            await act(client, code_2014, PupilJourney.ehc_finalise, EhcFinalInput(LA, "final"))
+            for journey, label in ((code_2014, "ehc_assessment"), (moved, "moved")):
+                state = await temporal.state(client, journey)
                 for _ in range(200):
                     if not state.outbox and state.projected_step >= state.step:
                         break
                     await asyncio.sleep(0.05)
-                    state = await starter.show(client, pupil)
-                history = await client.get_workflow_handle(f"pupil-{pupil}").fetch_history()
+                    state = await temporal.state(client, journey)
+                history = await client.get_workflow_handle(journey).fetch_history()
                 path = OUT / f"{prefix}_code_2014_{label}.json"
                 path.write_text(history.to_json())
                 print(
                     f"wrote {path.relative_to(ROOT)}: {state.machine_state}, "
                     f"{len(history.events)} events"
                 )
-                await client.get_workflow_handle(f"pupil-{pupil}").terminate("recorded")
+                await client.get_workflow_handle(journey).terminate("recorded")
     finally:
         await env.shutdown()
 

@@ -17,15 +17,16 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from temporalio.testing import WorkflowEnvironment
 
-import starter
 from archive.messages import ArchivePassInput, ArchivePassResult
 from archive.workflow import JourneyArchiver
 from devserver import find_binary
 from domain.commands import CloseInput
 from domain.model import CloseReason
 from journeys import SENCO, new_pupil, recording_settings, start_cmd
+from service import temporal
 from worker import build_worker
 from workflows.converter import DATA_CONVERTER
+from workflows.pupil_journey import PupilJourney, workflow_id
 from workflows.search_attributes import ALL as SEARCH_ATTRIBUTE_KEYS
 
 OUT = ROOT / "tests" / "archive" / "histories"
@@ -42,11 +43,15 @@ async def main(prefix: str) -> None:
         async with build_worker(env.client, settings):
             for _ in range(2):
                 pupil = new_pupil()
-                await starter.start_journey(env.client, settings, start_cmd(pupil))
-                await starter.act(
-                    env.client, pupil, "close", CloseInput(SENCO, CloseReason.NEEDS_MET, "done")
+                journey = workflow_id(pupil)
+                await temporal.start(env.client, settings, start_cmd(pupil), journey)
+                await temporal.execute(
+                    env.client,
+                    journey,
+                    PupilJourney.close,
+                    CloseInput(SENCO, CloseReason.NEEDS_MET, "done"),
                 )
-                await env.client.get_workflow_handle(f"pupil-{pupil}").result()
+                await env.client.get_workflow_handle(journey).result()
             where = f"TaskQueue = '{settings.task_queue}'"
             while len([w async for w in env.client.list_workflows(where)]) < 2:
                 await asyncio.sleep(0.2)  # visibility is eventually consistent

@@ -22,7 +22,9 @@ from temporalio.api.enums.v1 import (
 )
 
 from journeys import PARENTS, recording_settings, time_skipping_server, two_year_journey
+from service import temporal
 from worker import build_worker
+from workflows.pupil_journey import PupilJourney
 
 OUT = ROOT / "tests" / "histories"
 
@@ -35,9 +37,12 @@ async def main(prefix: str) -> None:
             run = await two_year_journey(env, env.client, settings, "golden-1")
             handle = env.client.get_workflow_handle(run.handle.id)
             # a malformed reply and an out-of-place one, so replay covers rejections too
-            await handle.signal("parent_responded", {"nonsense": True})
-            await handle.signal(
-                "parent_responded",
+            reply = PupilJourney.parent_responded  # takes raw payloads: it records bad ones
+            await temporal.signal(env.client, handle.id, reply, {"nonsense": True})
+            await temporal.signal(
+                env.client,
+                handle.id,
+                reply,
                 {
                     "reply_id": "late-1",
                     "consultation_id": run.unanswered_consultation,
@@ -45,7 +50,7 @@ async def main(prefix: str) -> None:
                     "reply": "agree",
                 },
             )
-            await handle.query("state")
+            await handle.query(PupilJourney.state)
             run_id = (await handle.describe()).raw_description.workflow_execution_info.first_run_id
             index = 1
             while run_id:

@@ -20,7 +20,6 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from temporalio.client import Client
 
-import starter
 from journeys import (
     at_school_action,
     awaiting_assessment,
@@ -30,7 +29,9 @@ from journeys import (
     time_skipping_server,
     until_delivered,
 )
+from service import temporal
 from worker import build_worker
+from workflows.pupil_journey import workflow_id
 
 OUT = ROOT / "tests" / "histories"
 
@@ -41,7 +42,12 @@ async def main(prefix: str) -> None:
     client = env.client
     try:
         async with build_worker(client, settings):
-            await starter.start_journey(client, settings, start_cmd("inflight-monitoring"))
+            await temporal.start(
+                client,
+                settings,
+                start_cmd("inflight-monitoring"),
+                workflow_id("inflight-monitoring"),
+            )
             await at_school_action(client, settings, "inflight-review-due")
             await awaiting_assessment(client, settings, "inflight-awaiting-ep")
             await in_statutory_assessment(client, settings, "inflight-statutory")
@@ -50,7 +56,9 @@ async def main(prefix: str) -> None:
             for name in ("monitoring", "review-due", "awaiting-ep", "statutory"):
                 await save(client, prefix, name, name.replace("-", "_") + "_after_13_weeks")
             for name in ("monitoring", "review-due", "awaiting-ep", "statutory"):
-                await client.get_workflow_handle(f"pupil-inflight-{name}").terminate("recorded")
+                await client.get_workflow_handle(workflow_id(f"inflight-{name}")).terminate(
+                    "recorded"
+                )
     finally:
         await env.shutdown()
 
@@ -63,8 +71,8 @@ async def save(client: Client, prefix: str, name: str, label: str) -> None:
         if state.projected_step >= state.step:
             break
         await asyncio.sleep(0.05)
-        state = await starter.show(client, pupil)
-    history = await client.get_workflow_handle(f"pupil-{pupil}").fetch_history()
+        state = await temporal.state(client, workflow_id(pupil))
+    history = await client.get_workflow_handle(workflow_id(pupil)).fetch_history()
     path = OUT / f"{prefix}_inflight_{label}.json"
     path.write_text(history.to_json())
     print(f"wrote {path.relative_to(ROOT)}: {state.machine_state}, {len(history.events)} events")

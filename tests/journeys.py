@@ -14,7 +14,6 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-import starter
 from devserver import SEARCH_ATTRIBUTES, find_binary
 from domain.commands import (
     AssessmentCompletedInput,
@@ -38,8 +37,10 @@ from domain.model import (
     Trigger,
 )
 from domain.policy import Policy
+from service import temporal
 from settings import Settings
 from workflows.converter import DATA_CONVERTER
+from workflows.pupil_journey import PupilJourney, workflow_id
 
 SENCO = Actor("senco-1", Role.SENCO)
 TEACHER = Actor("teacher-1", Role.CLASS_TEACHER)
@@ -116,7 +117,7 @@ async def time_skipping_server() -> WorkflowEnvironment:
 
 
 async def state_of(client: Client, pupil_id: str) -> JourneyState:
-    return await starter.show(client, pupil_id)
+    return await temporal.state(client, workflow_id(pupil_id))
 
 
 async def until_delivered(client: Client, pupil_id: str) -> JourneyState:
@@ -132,10 +133,10 @@ async def until_delivered(client: Client, pupil_id: str) -> JourneyState:
 async def parent_reply(
     client: Client, pupil_id: str, consultation_id: str, parent_id: str, answer: ParentReply
 ) -> None:
-    await starter.reply(
+    await temporal.signal(
         client,
-        pupil_id,
-        "parent_responded",
+        workflow_id(pupil_id),
+        PupilJourney.parent_responded,
         ParentRespondedInput(f"r-{uuid.uuid4().hex[:8]}", consultation_id, parent_id, answer),
     )
 
@@ -154,11 +155,11 @@ async def two_year_journey(
 ) -> JourneyRun:
     """Concern → School Action → two reviews → Action Plus → EP referral → assessment →
     review → statutory assessment request, across two school years, on the Code's clock."""
-    await starter.start_journey(client, settings, start_cmd(pupil_id))
-    await starter.act(
+    await temporal.start(client, settings, start_cmd(pupil_id), workflow_id(pupil_id))
+    await temporal.execute(
         client,
-        pupil_id,
-        "open_school_action",
+        workflow_id(pupil_id),
+        PupilJourney.open_school_action,
         OpenSchoolActionInput(
             SENCO,
             [Trigger.SA_LITERACY_MATHS, Trigger.SA_PROGRESS],
@@ -172,10 +173,10 @@ async def two_year_journey(
         await parent_reply(client, pupil_id, answered, parent, ParentReply.AGREE)
 
     await env.sleep(timedelta(weeks=13, days=2))  # first review falls due (termly)
-    await starter.act(
+    await temporal.execute(
         client,
-        pupil_id,
-        "record_review",
+        workflow_id(pupil_id),
+        PupilJourney.record_review,
         RecordReviewInput(
             SENCO,
             ReviewOutcome.CONTINUE,
@@ -188,10 +189,10 @@ async def two_year_journey(
     unanswered = state.open_consultations()[-1].consultation_id  # nobody answers this one
 
     await env.sleep(timedelta(weeks=13, days=2))  # second review
-    await starter.act(
+    await temporal.execute(
         client,
-        pupil_id,
-        "record_review",
+        workflow_id(pupil_id),
+        PupilJourney.record_review,
         RecordReviewInput(
             SENCO,
             ReviewOutcome.ESCALATE,
@@ -201,10 +202,10 @@ async def two_year_journey(
             [Trigger.AP_LITERACY_MATHS],
         ),
     )
-    result = await starter.act(
+    result = await temporal.execute(
         client,
-        pupil_id,
-        "refer",
+        workflow_id(pupil_id),
+        PupilJourney.refer,
         ReferInput(
             SENCO, SpecialistKind.EDUCATIONAL_PSYCHOLOGIST, EP.id, "why is decoding so slow?"
         ),
@@ -213,10 +214,10 @@ async def two_year_journey(
     referral_id = result.ref
 
     await env.sleep(timedelta(weeks=7))  # chased once before the report arrives
-    await starter.reply(
+    await temporal.signal(
         client,
-        pupil_id,
-        "assessment_completed",
+        workflow_id(pupil_id),
+        PupilJourney.assessment_completed,
         AssessmentCompletedInput(
             "ep-report-1",
             referral_id,
@@ -227,23 +228,23 @@ async def two_year_journey(
     )
 
     await env.sleep(timedelta(weeks=10))  # into the next school year: review at Action Plus
-    await starter.act(
+    await temporal.execute(
         client,
-        pupil_id,
-        "record_review",
+        workflow_id(pupil_id),
+        PupilJourney.record_review,
         RecordReviewInput(
             SENCO, ReviewOutcome.CONTINUE, progress("slow"), "EP programme started", iep("year 2")
         ),
     )
-    await starter.act(
+    await temporal.execute(
         client,
-        pupil_id,
-        "request_statutory_assessment",
+        workflow_id(pupil_id),
+        PupilJourney.request_statutory_assessment,
         RequestStatutoryAssessmentInput(SENCO, "needs exceed school provision"),
     )
     return JourneyRun(
         pupil_id,
-        client.get_workflow_handle(f"pupil-{pupil_id}"),
+        client.get_workflow_handle(workflow_id(pupil_id)),
         answered,
         unanswered,
         referral_id,
@@ -267,11 +268,13 @@ async def at_school_action(
     client: Client, settings: Settings, pupil_id: str, school_id: str = "school-1"
 ) -> None:
     """School Action with the plan agreed: ``school_action`` / ``iep_active``."""
-    await starter.start_journey(client, settings, start_cmd(pupil_id, school_id=school_id))
-    await starter.act(
+    await temporal.start(
+        client, settings, start_cmd(pupil_id, school_id=school_id), workflow_id(pupil_id)
+    )
+    await temporal.execute(
         client,
-        pupil_id,
-        "open_school_action",
+        workflow_id(pupil_id),
+        PupilJourney.open_school_action,
         OpenSchoolActionInput(
             SENCO, [Trigger.SA_LITERACY_MATHS], "reading age 18 months behind", iep()
         ),
@@ -285,10 +288,10 @@ async def awaiting_assessment(
     """Action Plus with an EP referral open: ``school_action_plus`` / ``awaiting_assessment``.
     Returns the referral id."""
     await at_school_action(client, settings, pupil_id, school_id)
-    await starter.act(
+    await temporal.execute(
         client,
-        pupil_id,
-        "record_review",
+        workflow_id(pupil_id),
+        PupilJourney.record_review,
         RecordReviewInput(
             SENCO,
             ReviewOutcome.ESCALATE,
@@ -299,10 +302,10 @@ async def awaiting_assessment(
         ),
     )
     await agree_all(client, pupil_id)
-    result = await starter.act(
+    result = await temporal.execute(
         client,
-        pupil_id,
-        "refer",
+        workflow_id(pupil_id),
+        PupilJourney.refer,
         ReferInput(SENCO, SpecialistKind.EDUCATIONAL_PSYCHOLOGIST, EP.id, "why is decoding slow?"),
     )
     assert result.ref is not None
@@ -315,18 +318,18 @@ async def in_statutory_assessment(
 ) -> None:
     """A statutory assessment requested after the EP's report: ``statutory_assessment``."""
     referral_id = await awaiting_assessment(client, settings, pupil_id, school_id)
-    await starter.reply(
+    await temporal.signal(
         client,
-        pupil_id,
-        "assessment_completed",
+        workflow_id(pupil_id),
+        PupilJourney.assessment_completed,
         AssessmentCompletedInput(
             f"report-{pupil_id}", referral_id, EP, "phonological processing difficulty"
         ),
     )
-    await starter.act(
+    await temporal.execute(
         client,
-        pupil_id,
-        "request_statutory_assessment",
+        workflow_id(pupil_id),
+        PupilJourney.request_statutory_assessment,
         RequestStatutoryAssessmentInput(SENCO, "needs exceed school provision"),
     )
     await agree_all(client, pupil_id)

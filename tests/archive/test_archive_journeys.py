@@ -35,8 +35,10 @@ from journeys import SENCO, TEACHER, iep, new_pupil, start_cmd
 from records import models as m
 from records.db import make_engine, sessions
 from records.sync import read_journeys, rebuild, verify
+from service import temporal
 from settings import configure_logging
 from worker import build_worker
+from workflows.pupil_journey import PupilJourney, workflow_id
 
 ADMIN = ["--actor", "admin-1", "--role", "admin"]
 
@@ -58,21 +60,27 @@ async def cli(arc, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int,
 async def closed_journey(arc, notes: int) -> tuple[str, list[str]]:
     """A journey with a School Action decision and ``notes`` notes, closed; its run ids."""
     pupil = new_pupil()
-    await starter.start_journey(arc.client, arc.settings, start_cmd(pupil))
-    await starter.act(
+    await temporal.start(arc.client, arc.settings, start_cmd(pupil), workflow_id(pupil))
+    await temporal.execute(
         arc.client,
-        pupil,
-        "open_school_action",
+        workflow_id(pupil),
+        PupilJourney.open_school_action,
         OpenSchoolActionInput(SENCO, [Trigger.SA_PROGRESS], "little progress", iep()),
     )
     for i in range(notes):
-        await starter.act(
-            arc.client, pupil, "record_note", RecordNoteInput(TEACHER, f"week {i}: a note")
+        await temporal.execute(
+            arc.client,
+            workflow_id(pupil),
+            PupilJourney.record_note,
+            RecordNoteInput(TEACHER, f"week {i}: a note"),
         )
-    await starter.act(
-        arc.client, pupil, "close", CloseInput(SENCO, CloseReason.LEFT_SCHOOL, "moved away")
+    await temporal.execute(
+        arc.client,
+        workflow_id(pupil),
+        PupilJourney.close,
+        CloseInput(SENCO, CloseReason.LEFT_SCHOOL, "moved away"),
     )
-    handle = arc.client.get_workflow_handle(f"pupil-{pupil}")
+    handle = arc.client.get_workflow_handle(workflow_id(pupil))
     await handle.result()  # follows continue-as-new to the end
     runs = [r.run_id for r in await fetch_runs(arc.client, handle.id)]
     await eventually(  # visibility is eventually consistent
@@ -177,8 +185,8 @@ async def test_a_closed_journey_reads_the_same_from_the_archive_alone_then_is_pu
 
     # purge: refused while a journey is open, and for anyone but an admin
     other = new_pupil()
-    await starter.start_journey(arc.client, arc.settings, start_cmd(other))
-    arc.open.append(f"pupil-{other}")
+    await temporal.start(arc.client, arc.settings, start_cmd(other), workflow_id(other))
+    arc.open.append(workflow_id(other))
     code, out = await cli(
         arc, capsys, "archive", "purge", other, "--reason", "erasure-request", *ADMIN
     )

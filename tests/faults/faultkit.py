@@ -30,15 +30,17 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory, WorkflowQueryFailedError
 from temporalio.service import RPCError
 
-import starter
 from activities.notices import SendNoticeInput, SendNoticeResult, message_id
 from audit.trail import fetch_runs
 from devserver import dev_server_args, find_binary
 from domain.model import JourneyState, TimelineEntry
 from records.db import make_engine, migrate, sessions
 from records.models import Contact
+from service import temporal
+from service.errors import NotFound, Unreachable
 from settings import Settings, connect
 from smtp_sink import free_port
+from workflows.pupil_journey import workflow_id
 
 MAIL_DOMAIN = "senflow.invalid"
 
@@ -516,25 +518,25 @@ def expected_message_ids(facts: HistoryFacts) -> list[str]:
 
 async def drained(client: Client, pupil_id: str) -> bool:
     """Every queued notice delivered and every change projected (or the journey is closed)."""
-    handle = client.get_workflow_handle(f"pupil-{pupil_id}")
+    handle = client.get_workflow_handle(workflow_id(pupil_id))
     try:
         description = await handle.describe()
         if description.status is not None and description.status.name == "COMPLETED":
             return True
-        state = await starter.show(client, pupil_id)
-    except (RPCError, WorkflowQueryFailedError, starter.NotFound, starter.Unreachable):
+        state = await temporal.state(client, workflow_id(pupil_id))
+    except (RPCError, WorkflowQueryFailedError, NotFound, Unreachable):
         return False  # e.g. no worker alive to answer the query just now
     return not state.outbox and state.projected_step >= state.step
 
 
 async def final_state(client: Client, pupil_id: str) -> JourneyState:
     """The journey's state: the query while it runs, its recorded result once it closed."""
-    handle = client.get_workflow_handle(f"pupil-{pupil_id}", result_type=JourneyState)
+    handle = client.get_workflow_handle(workflow_id(pupil_id), result_type=JourneyState)
     description = await handle.describe()
     if description.status is not None and description.status.name == "COMPLETED":
         result: JourneyState = await handle.result()
         return result
-    return await starter.show(client, pupil_id)
+    return await temporal.state(client, workflow_id(pupil_id))
 
 
 def normalised(timeline: list[TimelineEntry], pupil_id: str) -> list[tuple[Any, ...]]:

@@ -22,7 +22,6 @@ from typing import Any
 from sqlalchemy import create_engine, func, select, text
 from temporalio.client import Client
 
-import starter
 from domain.commands import (
     OpenSchoolActionInput,
     ParentRespondedInput,
@@ -51,6 +50,8 @@ from journeys import SENCO, TEACHER, iep, progress, start_cmd
 from records import models as m
 from records.db import make_engine, sessions
 from records.sync import read_journeys, verify
+from service import temporal
+from workflows.pupil_journey import PupilJourney, workflow_id
 
 PG_URL = os.environ.get("SENFLOW_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -105,11 +106,11 @@ async def open_journeys(s: Stack, n: int) -> None:
     s.pupils = [f"o-{uuid.uuid4().hex[:6]}-{i}" for i in range(n)]
 
     async def one(pupil: str) -> None:
-        await starter.start_journey(s.client, s.config.settings(), start_cmd(pupil))
-        await starter.act(
+        await temporal.start(s.client, s.config.settings(), start_cmd(pupil), workflow_id(pupil))
+        await temporal.execute(
             s.client,
-            pupil,
-            "open_school_action",
+            workflow_id(pupil),
+            PupilJourney.open_school_action,
             OpenSchoolActionInput(SENCO, [Trigger.SA_PROGRESS], "little progress", iep()),
         )
 
@@ -126,17 +127,17 @@ async def school_actions(s: Stack, latencies: list[float]) -> int:
     referral, the parents' replies. Every one must be accepted. Returns how many."""
     done = 0
 
-    async def timed(update: str, cmd: object) -> None:
+    async def timed(update: Any, cmd: object) -> None:
         nonlocal done
         start = time.monotonic()
-        await starter.act(s.client, pupil, update, cmd)
+        await temporal.execute(s.client, workflow_id(pupil), update, cmd)
         latencies.append(time.monotonic() - start)
         done += 1
 
     for pupil in s.pupils:
-        await timed("record_note", RecordNoteInput(TEACHER, "reads 20 of 30 words"))
+        await timed(PupilJourney.record_note, RecordNoteInput(TEACHER, "reads 20 of 30 words"))
         await timed(
-            "record_review",
+            PupilJourney.record_review,
             RecordReviewInput(
                 SENCO,
                 ReviewOutcome.ESCALATE,
@@ -147,15 +148,15 @@ async def school_actions(s: Stack, latencies: list[float]) -> int:
             ),
         )
         await timed(
-            "refer",
+            PupilJourney.refer,
             ReferInput(SENCO, SpecialistKind.SPECIALIST_TEACHER, "slt-3", "what would help?"),
         )
-        state = await starter.show(s.client, pupil)
+        state = await temporal.state(s.client, workflow_id(pupil))
         for parent in state.parent_ids:
-            await starter.reply(
+            await temporal.signal(
                 s.client,
-                pupil,
-                "parent_responded",
+                workflow_id(pupil),
+                PupilJourney.parent_responded,
                 ParentRespondedInput(
                     f"{pupil}-{parent}",
                     state.consultations[-1].consultation_id,
@@ -179,7 +180,7 @@ async def watch_retries(s: Stack, samples: list[RetrySample], stop: asyncio.Even
     """What Temporal says about the activities waiting on the dependency, while it is down."""
     while not stop.is_set():
         for pupil in s.pupils:
-            described = await s.client.get_workflow_handle(f"pupil-{pupil}").describe()
+            described = await s.client.get_workflow_handle(workflow_id(pupil)).describe()
             for p in described.raw_description.pending_activities:
                 if p.attempt < 2 or not p.HasField("next_attempt_schedule_time"):
                     continue
@@ -268,7 +269,7 @@ async def test_a_database_outage_delays_the_projection_and_letters_but_loses_not
         cut_at = time.monotonic()
         actions = await outage_with_actions(s, down, latencies, samples)
         # nothing reached the read model or the mail server meanwhile
-        states = [await starter.show(s.client, p) for p in s.pupils]
+        states = [await temporal.state(s.client, workflow_id(p)) for p in s.pupils]
         assert all(st.projected_step < st.step for st in states)
         await s.db_proxy.restore()
         outage = time.monotonic() - cut_at
@@ -297,7 +298,7 @@ async def test_a_mail_outage_holds_the_letters_until_the_server_returns_then_sen
         s.sink.stop()  # connection refused from now on
         stopped_at = time.monotonic()
         actions = await outage_with_actions(s, down, latencies, samples)
-        states = [await starter.show(s.client, p) for p in s.pupils]
+        states = [await temporal.state(s.client, workflow_id(p)) for p in s.pupils]
         assert all(st.outbox for st in states)  # letters wait in each journey, in order
         assert len(s.sink.deliveries) == before
         s.sink.start()

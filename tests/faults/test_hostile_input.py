@@ -58,7 +58,10 @@ from faultkit import (
     until,
 )
 from journeys import SENCO, TEACHER, iep, progress, start_cmd
+from service import temporal
+from service.errors import NotFound
 from settings import Settings
+from workflows.pupil_journey import PupilJourney, workflow_id
 
 Ids = dict[str, str]
 Payload = Callable[[Ids], Any]
@@ -129,93 +132,143 @@ def today() -> date:
 @dataclass
 class Case:
     target: str  # which prepared journey: monitoring, school_action, action_plus, lapsed, ...
-    message: str  # the update or signal
+    message: Any  # the update or signal: the journey's handler, e.g. PupilJourney.refer
     payload: Payload
     refusal: str  # a regular expression the reason must match
     name: str = ""
 
 
 MALFORMED = "Failed decoding arguments"
-NOT_OPEN = "no open journey"
+NOT_OPEN = "no open journey"  # the CLI's words
+NO_SUCH = "no such journey"  # service.temporal's
 
 #: Every update, refused. Reasons are the domain's words (or the SDK's, for a payload that is
 #: not the update's dataclass at all).
 UPDATES: list[Case] = [
     # wrong types and shapes
-    Case("monitoring", "open_school_action", lambda i: "a string", MALFORMED),
-    Case("monitoring", "open_school_action", lambda i: {}, MALFORMED),
-    Case("monitoring", "open_school_action", lambda i: [1, 2], MALFORMED),
-    Case("monitoring", "open_school_action", lambda i: 42, MALFORMED),
-    Case("monitoring", "open_school_action", lambda i: None, "only a SENCO"),
-    Case("monitoring", "open_school_action", lambda i: open_sa(triggers="SA-PROGRESS"), MALFORMED),
-    Case("monitoring", "open_school_action", lambda i: open_sa(evidence=42), MALFORMED),
+    Case("monitoring", PupilJourney.open_school_action, lambda i: "a string", MALFORMED),
+    Case("monitoring", PupilJourney.open_school_action, lambda i: {}, MALFORMED),
+    Case("monitoring", PupilJourney.open_school_action, lambda i: [1, 2], MALFORMED),
+    Case("monitoring", PupilJourney.open_school_action, lambda i: 42, MALFORMED),
+    Case("monitoring", PupilJourney.open_school_action, lambda i: None, "only a SENCO"),
     Case(
-        "monitoring", "open_school_action", lambda i: open_sa(iep=plan(targets=["read"])), MALFORMED
+        "monitoring",
+        PupilJourney.open_school_action,
+        lambda i: open_sa(triggers="SA-PROGRESS"),
+        MALFORMED,
     ),
-    Case("monitoring", "record_note", lambda i: {"actor": "teacher-1", "note": "n"}, MALFORMED),
-    Case("school_action", "record_review", lambda i: review(progress="all fine"), MALFORMED),
+    Case("monitoring", PupilJourney.open_school_action, lambda i: open_sa(evidence=42), MALFORMED),
+    Case(
+        "monitoring",
+        PupilJourney.open_school_action,
+        lambda i: open_sa(iep=plan(targets=["read"])),
+        MALFORMED,
+    ),
+    Case(
+        "monitoring",
+        PupilJourney.record_note,
+        lambda i: {"actor": "teacher-1", "note": "n"},
+        MALFORMED,
+    ),
     Case(
         "school_action",
-        "record_review",
+        PupilJourney.record_review,
+        lambda i: review(progress="all fine"),
+        MALFORMED,
+    ),
+    Case(
+        "school_action",
+        PupilJourney.record_review,
         lambda i: review(progress=[{"target_index": "zero", "progress": "p"}]),
         MALFORMED,
     ),
     # unknown enum values
     Case(
-        "monitoring", "open_school_action", lambda i: open_sa(actor=actor("headteacher")), MALFORMED
+        "monitoring",
+        PupilJourney.open_school_action,
+        lambda i: open_sa(actor=actor("headteacher")),
+        MALFORMED,
     ),
-    Case("monitoring", "open_school_action", lambda i: open_sa(triggers=["SA-MAGIC"]), MALFORMED),
-    Case("school_action", "record_review", lambda i: review(outcome="sideways"), MALFORMED),
-    Case("action_plus", "refer", lambda i: refer(kind="astrologer"), MALFORMED),
+    Case(
+        "monitoring",
+        PupilJourney.open_school_action,
+        lambda i: open_sa(triggers=["SA-MAGIC"]),
+        MALFORMED,
+    ),
+    Case(
+        "school_action", PupilJourney.record_review, lambda i: review(outcome="sideways"), MALFORMED
+    ),
+    Case("action_plus", PupilJourney.refer, lambda i: refer(kind="astrologer"), MALFORMED),
     Case(
         "school_action",
-        "close",
+        PupilJourney.close,
         lambda i: {"actor": SENCO_J, "close_reason": "bored", "reason": "r"},
         MALFORMED,
     ),
     # missing, empty and over-long text
     Case(
-        "monitoring", "open_school_action", lambda i: open_sa(triggers=[]), "cite at least one SA-"
+        "monitoring",
+        PupilJourney.open_school_action,
+        lambda i: open_sa(triggers=[]),
+        "cite at least one SA-",
     ),
-    Case(
-        "monitoring", "open_school_action", lambda i: open_sa(evidence="   "), "give the evidence"
-    ),
-    Case("monitoring", "open_school_action", lambda i: open_sa(evidence=LONG), "evidence"),
     Case(
         "monitoring",
-        "open_school_action",
+        PupilJourney.open_school_action,
+        lambda i: open_sa(evidence="   "),
+        "give the evidence",
+    ),
+    Case(
+        "monitoring", PupilJourney.open_school_action, lambda i: open_sa(evidence=LONG), "evidence"
+    ),
+    Case(
+        "monitoring",
+        PupilJourney.open_school_action,
         lambda i: open_sa(iep=plan(targets=[])),
         "at least one target",
     ),
     Case(
         "monitoring",
-        "open_school_action",
+        PupilJourney.open_school_action,
         lambda i: open_sa(iep=plan(strategies=[HUGE])),
         r"strategies\[0\] is 1000000 characters; the limit is 4000",
     ),
     Case(
-        "monitoring", "record_note", lambda i: {"actor": TEACHER_J, "note": ""}, "cannot be empty"
+        "monitoring",
+        PupilJourney.record_note,
+        lambda i: {"actor": TEACHER_J, "note": ""},
+        "cannot be empty",
     ),
-    Case("monitoring", "record_note", lambda i: {"actor": TEACHER_J, "note": HUGE}, "note"),
-    Case("school_action", "step_down", lambda i: {"actor": SENCO_J, "reason": ""}, "give a reason"),
+    Case(
+        "monitoring", PupilJourney.record_note, lambda i: {"actor": TEACHER_J, "note": HUGE}, "note"
+    ),
     Case(
         "school_action",
-        "close",
+        PupilJourney.step_down,
+        lambda i: {"actor": SENCO_J, "reason": ""},
+        "give a reason",
+    ),
+    Case(
+        "school_action",
+        PupilJourney.close,
         lambda i: {"actor": SENCO_J, "close_reason": "needs_met", "reason": LONG},
         "reason",
     ),
     Case(
-        "action_plus", "refer", lambda i: refer(question=""), "must ask the specialist a question"
+        "action_plus",
+        PupilJourney.refer,
+        lambda i: refer(question=""),
+        "must ask the specialist a question",
     ),
     Case(
         "school_action",
-        "record_review",
+        PupilJourney.record_review,
         lambda i: review(progress=[{"target_index": 0, "progress": "p"}]),
         "record progress once for each",
     ),
     Case(
         "school_action",
-        "record_review",
+        PupilJourney.record_review,
         lambda i: review(
             progress=[{"target_index": 0, "progress": "p"}, {"target_index": 0, "progress": "p"}]
         ),
@@ -223,7 +276,7 @@ UPDATES: list[Case] = [
     ),
     Case(
         "school_action",
-        "record_review",
+        PupilJourney.record_review,
         lambda i: review(
             progress=[{"target_index": 0, "progress": " "}, {"target_index": 1, "progress": "p"}]
         ),
@@ -232,168 +285,186 @@ UPDATES: list[Case] = [
     # dates in the wrong order
     Case(
         "monitoring",
-        "open_school_action",
+        PupilJourney.open_school_action,
         lambda i: open_sa(iep=plan(review_date=(today() - timedelta(days=1)).isoformat())),
         "is not after today",
     ),
     Case(
         "monitoring",
-        "open_school_action",
+        PupilJourney.open_school_action,
         lambda i: open_sa(iep=plan(review_date=today().isoformat())),
         "is not after today",
     ),
     Case(
         "monitoring",
-        "open_school_action",
+        PupilJourney.open_school_action,
         lambda i: open_sa(iep=plan(review_date=(today() + timedelta(days=400)).isoformat())),
         "at least every 6 months",
     ),
     Case(
         "monitoring",
-        "open_school_action",
+        PupilJourney.open_school_action,
         lambda i: open_sa(iep=plan(review_date="2027-02-30")),
         MALFORMED,
     ),
     # the wrong role
     *[
-        Case("monitoring", "open_school_action", as_role(role), "only a SENCO")
+        Case("monitoring", PupilJourney.open_school_action, as_role(role), "only a SENCO")
         for role in ("class_teacher", "parent", "specialist", "admin", "auditor", "system")
     ],
     Case(
         "monitoring",
-        "record_note",
+        PupilJourney.record_note,
         lambda i: {"actor": actor("parent"), "note": "hi"},
         "only a SENCO or class teacher",
     ),
     Case(
         "monitoring",
-        "record_note",
+        PupilJourney.record_note,
         lambda i: {"actor": actor("auditor"), "note": "hi"},
         "only a SENCO or class teacher",
     ),
     Case(
         "school_action",
-        "record_review",
+        PupilJourney.record_review,
         lambda i: review(actor=actor("parent")),
         "only a SENCO or class teacher",
     ),
     Case(
         "school_action",
-        "record_review",
+        PupilJourney.record_review,
         lambda i: review(outcome="escalate", actor=TEACHER_J, triggers=["AP-PROGRESS-LONG"]),
         "only a SENCO",
     ),
     Case(
-        "action_plus", "refer", lambda i: refer(actor=actor("specialist", "slt-3")), "only a SENCO"
+        "action_plus",
+        PupilJourney.refer,
+        lambda i: refer(actor=actor("specialist", "slt-3")),
+        "only a SENCO",
     ),
     Case(
         "school_action",
-        "close",
+        PupilJourney.close,
         lambda i: {"actor": TEACHER_J, "close_reason": "needs_met", "reason": "r"},
         "only a SENCO",
     ),
     # the rules: evidence, order of stages
     Case(
         "monitoring",
-        "escalate",
+        PupilJourney.escalate,
         lambda i: open_sa(triggers=["AP-PROGRESS-LONG"]),
         "cannot escalate",
     ),
-    Case("monitoring", "refer", lambda i: refer(), "cannot refer"),
+    Case("monitoring", PupilJourney.refer, lambda i: refer(), "cannot refer"),
     Case(
         "monitoring",
-        "request_statutory_assessment",
+        PupilJourney.request_statutory_assessment,
         lambda i: {"actor": SENCO_J, "evidence": "e"},
         "cannot request",
     ),
     Case(
-        "monitoring", "step_down", lambda i: {"actor": SENCO_J, "reason": "r"}, "cannot step down"
+        "monitoring",
+        PupilJourney.step_down,
+        lambda i: {"actor": SENCO_J, "reason": "r"},
+        "cannot step down",
     ),
-    Case("monitoring", "record_review", lambda i: review(), "cannot record a review"),
-    Case("school_action", "open_school_action", lambda i: open_sa(), "cannot open School Action"),
+    Case("monitoring", PupilJourney.record_review, lambda i: review(), "cannot record a review"),
     Case(
         "school_action",
-        "escalate",
+        PupilJourney.open_school_action,
+        lambda i: open_sa(),
+        "cannot open School Action",
+    ),
+    Case(
+        "school_action",
+        PupilJourney.escalate,
         lambda i: open_sa(triggers=["AP-PROGRESS-LONG"]),
         "completed School Action review",
     ),
-    Case("school_action", "refer", lambda i: refer(), "cannot refer"),
+    Case("school_action", PupilJourney.refer, lambda i: refer(), "cannot refer"),
     Case(
         "school_action",
-        "record_review",
+        PupilJourney.record_review,
         lambda i: review(outcome="escalate", triggers=["SA-PROGRESS"]),
         "cite at least one AP-",
     ),
     Case(
         "school_action",
-        "record_review",
+        PupilJourney.record_review,
         lambda i: review(outcome="escalate", triggers=["AP-PROGRESS-LONG"], new_iep=None),
         "an IEP is required",
     ),
     Case(
         "school_action",
-        "record_review",
+        PupilJourney.record_review,
         lambda i: review(outcome="close"),
         "say why the journey closes",
     ),
     Case(
         "action_plus",
-        "request_statutory_assessment",
+        PupilJourney.request_statutory_assessment,
         lambda i: {"actor": SENCO_J, "evidence": "e"},
         "needs a completed specialist assessment",
     ),
     Case(
         "action_plus",
-        "refer",
+        PupilJourney.refer,
         lambda i: refer(kind="educational_psychologist"),
         "referral is already open",
     ),
     Case(
         "action_plus",
-        "escalate",
+        PupilJourney.escalate,
         lambda i: open_sa(triggers=["AP-PROGRESS-LONG"]),
         "cannot escalate",
     ),
     Case(
         "action_plus",
-        "step_down",
+        PupilJourney.step_down,
         lambda i: {"actor": SENCO_J, "reason": "better", "iep": plan(targets=[])},
         "at least one target",
     ),
     # hostile references
     Case(
         "action_plus",
-        "refer",
+        PupilJourney.refer,
         lambda i: refer(specialist_id="'; DROP TABLE pupils;--"),
         "opaque reference",
     ),
     Case(
         "action_plus",
-        "refer",
+        PupilJourney.refer,
         lambda i: refer(specialist_id="slt-3\r\nBcc: all@example.com"),
         "opaque reference",
     ),
     Case(
         "action_plus",
-        "refer",
+        PupilJourney.refer,
         lambda i: refer(specialist_id="../../etc/passwd"),
         "opaque reference",
     ),
-    Case("action_plus", "refer", lambda i: refer(specialist_id="s" * 65), "opaque reference"),
+    Case(
+        "action_plus",
+        PupilJourney.refer,
+        lambda i: refer(specialist_id="s" * 65),
+        "opaque reference",
+    ),
     # the wrong pupil
-    Case("closed", "record_note", lambda i: {"actor": TEACHER_J, "note": "late"}, NOT_OPEN),
-    Case("nobody", "record_note", lambda i: {"actor": TEACHER_J, "note": "hi"}, NOT_OPEN),
+    Case(
+        "closed", PupilJourney.record_note, lambda i: {"actor": TEACHER_J, "note": "late"}, NO_SUCH
+    ),
+    Case("nobody", PupilJourney.record_note, lambda i: {"actor": TEACHER_J, "note": "hi"}, NO_SUCH),
     Case(
         "../../etc/passwd",
-        "record_note",
+        PupilJourney.record_note,
         lambda i: {"actor": TEACHER_J, "note": "hi"},
-        "pupil id must be an opaque",
+        "journey id must be an opaque",
     ),
     Case(
         "Jane Smith",
-        "record_note",
+        PupilJourney.record_note,
         lambda i: {"actor": TEACHER_J, "note": "hi"},
-        "pupil id must be an opaque",
+        "journey id must be an opaque",
     ),
 ]
 
@@ -428,48 +499,91 @@ def report(**changes: Any) -> Payload:
 
 #: Every signal, rejected and recorded so: the reason is the rejected entry's reason.
 SIGNALS: list[Case] = [
-    Case("school_action", "parent_responded", lambda i: "not an object", "malformed message"),
-    Case("school_action", "parent_responded", lambda i: {}, "malformed message"),
-    Case("school_action", "parent_responded", lambda i: [1, 2, 3], "malformed message"),
-    Case("school_action", "parent_responded", reply(reply="maybe"), "malformed message"),
-    Case("school_action", "parent_responded", reply(comments=7), "malformed message"),
     Case(
-        "school_action", "parent_responded", reply(reply="no_response"), "recorded by the journey"
+        "school_action",
+        PupilJourney.parent_responded,
+        lambda i: "not an object",
+        "malformed message",
+    ),
+    Case("school_action", PupilJourney.parent_responded, lambda i: {}, "malformed message"),
+    Case("school_action", PupilJourney.parent_responded, lambda i: [1, 2, 3], "malformed message"),
+    Case("school_action", PupilJourney.parent_responded, reply(reply="maybe"), "malformed message"),
+    Case("school_action", PupilJourney.parent_responded, reply(comments=7), "malformed message"),
+    Case(
+        "school_action",
+        PupilJourney.parent_responded,
+        reply(reply="no_response"),
+        "recorded by the journey",
     ),
     Case(
         "school_action",
-        "parent_responded",
+        PupilJourney.parent_responded,
         reply(consultation_id="consultation-999"),
         "no consultation",
     ),
-    Case("school_action", "parent_responded", reply(parent_id="stranger-1"), "was not consulted"),
     Case(
         "school_action",
-        "parent_responded",
+        PupilJourney.parent_responded,
+        reply(parent_id="stranger-1"),
+        "was not consulted",
+    ),
+    Case(
+        "school_action",
+        PupilJourney.parent_responded,
         reply(comments=LONG),
         "comments is 4001 characters; the limit is 4000",
     ),
-    Case("school_action", "parent_responded", reply(comments=HUGE), "the limit is 4000"),
-    Case("school_action", "parent_responded", reply(reply_id="../x"), "reply id must be an opaque"),
-    Case("school_action", "parent_responded", reply(reply_id=""), "reply id must be an opaque"),
-    Case("school_action", "assessment_completed", report(), "no referral"),
-    Case("action_plus", "parent_responded", reply(consultation_id="{answered}"), "is answered"),
+    Case("school_action", PupilJourney.parent_responded, reply(comments=HUGE), "the limit is 4000"),
+    Case(
+        "school_action",
+        PupilJourney.parent_responded,
+        reply(reply_id="../x"),
+        "reply id must be an opaque",
+    ),
+    Case(
+        "school_action",
+        PupilJourney.parent_responded,
+        reply(reply_id=""),
+        "reply id must be an opaque",
+    ),
+    Case("school_action", PupilJourney.assessment_completed, report(), "no referral"),
     Case(
         "action_plus",
-        "assessment_completed",
+        PupilJourney.parent_responded,
+        reply(consultation_id="{answered}"),
+        "is answered",
+    ),
+    Case(
+        "action_plus",
+        PupilJourney.assessment_completed,
         report(actor={"id": "ep-8", "role": "specialist"}),
         "assigned to another specialist",
     ),
     Case(
         "action_plus",
-        "assessment_completed",
+        PupilJourney.assessment_completed,
         report(actor={"id": "ep-7", "role": "parent"}),
         "assigned to another specialist",
     ),
-    Case("action_plus", "assessment_completed", report(referral_id="referral-999"), "no referral"),
-    Case("action_plus", "assessment_completed", report(summary=""), "needs a report summary"),
-    Case("action_plus", "assessment_completed", report(recommendations=7), "malformed message"),
-    Case("lapsed", "parent_responded", reply(consultation_id="{lapsed}"), "is lapsed"),
+    Case(
+        "action_plus",
+        PupilJourney.assessment_completed,
+        report(referral_id="referral-999"),
+        "no referral",
+    ),
+    Case(
+        "action_plus",
+        PupilJourney.assessment_completed,
+        report(summary=""),
+        "needs a report summary",
+    ),
+    Case(
+        "action_plus",
+        PupilJourney.assessment_completed,
+        report(recommendations=7),
+        "malformed message",
+    ),
+    Case("lapsed", PupilJourney.parent_responded, reply(consultation_id="{lapsed}"), "is lapsed"),
 ]
 
 
@@ -497,25 +611,28 @@ async def prepare(client: Client, settings: Settings, tag: str) -> dict[str, Pre
     }
     opened = OpenSchoolActionInput(SENCO, [Trigger.SA_PROGRESS], "little progress", iep())
     for key in ("monitoring", "school_action", "action_plus", "closed"):
-        await starter.start_journey(client, settings, start_cmd(p[key]))
-    await starter.start_journey(
-        client, settings, start_cmd(p["lapsed"], policy=Policy.demo(timedelta(seconds=0.3)))
+        await temporal.start(client, settings, start_cmd(p[key]), workflow_id(p[key]))
+    await temporal.start(
+        client,
+        settings,
+        start_cmd(p["lapsed"], policy=Policy.demo(timedelta(seconds=0.3))),
+        workflow_id(p["lapsed"]),
     )
     for key in ("school_action", "action_plus", "lapsed"):
-        await starter.act(client, p[key], "open_school_action", opened)
-    ap = await starter.show(client, p["action_plus"])
+        await temporal.execute(client, workflow_id(p[key]), PupilJourney.open_school_action, opened)
+    ap = await temporal.state(client, workflow_id(p["action_plus"]))
     answered = ap.consultations[0].consultation_id
     for parent in ap.parent_ids:
-        await starter.reply(
+        await temporal.signal(
             client,
-            p["action_plus"],
-            "parent_responded",
+            workflow_id(p["action_plus"]),
+            PupilJourney.parent_responded,
             ParentRespondedInput(f"ok-{tag}-{parent}", answered, parent, ParentReply.AGREE),
         )
-    await starter.act(
+    await temporal.execute(
         client,
-        p["action_plus"],
-        "record_review",
+        workflow_id(p["action_plus"]),
+        PupilJourney.record_review,
         RecordReviewInput(
             SENCO,
             ReviewOutcome.ESCALATE,
@@ -525,20 +642,24 @@ async def prepare(client: Client, settings: Settings, tag: str) -> dict[str, Pre
             [Trigger.AP_COMMUNICATION],
         ),
     )
-    referral = await starter.act(
+    referral = await temporal.execute(
         client,
-        p["action_plus"],
-        "refer",
+        workflow_id(p["action_plus"]),
+        PupilJourney.refer,
         ReferInput(SENCO, SpecialistKind.EDUCATIONAL_PSYCHOLOGIST, "ep-7", "why?"),
     )
-    await starter.act(
-        client, p["closed"], "close", CloseInput(SENCO, CloseReason.LEFT_SCHOOL, "moved")
+    await temporal.execute(
+        client,
+        workflow_id(p["closed"]),
+        PupilJourney.close,
+        CloseInput(SENCO, CloseReason.LEFT_SCHOOL, "moved"),
     )
-    sa = await starter.show(client, p["school_action"])
-    lapsed = (await starter.show(client, p["lapsed"])).consultations[0].consultation_id
+    sa = await temporal.state(client, workflow_id(p["school_action"]))
+    lapsed_state = await temporal.state(client, workflow_id(p["lapsed"]))
+    lapsed = lapsed_state.consultations[0].consultation_id
 
     async def has_lapsed() -> bool:
-        state = await starter.show(client, p["lapsed"])
+        state = await temporal.state(client, workflow_id(p["lapsed"]))
         return not state.open_consultations() or state.consultations[0].status.value == "lapsed"
 
     await until(has_lapsed, 30, "the short-clock consultation to lapse")
@@ -579,18 +700,18 @@ async def world(
 async def fresh_school_action(world: World) -> tuple[str, str]:
     """A new journey at School Action; returns it and its open consultation."""
     pupil = f"fresh-{uuid.uuid4().hex[:8]}"
-    await starter.start_journey(world.client, world.settings, start_cmd(pupil))
-    result = await starter.act(
+    await temporal.start(world.client, world.settings, start_cmd(pupil), workflow_id(pupil))
+    result = await temporal.execute(
         world.client,
-        pupil,
-        "open_school_action",
+        workflow_id(pupil),
+        PupilJourney.open_school_action,
         OpenSchoolActionInput(SENCO, [Trigger.SA_PROGRESS], "little progress", iep()),
     )
     return pupil, f"consultation-{result.step}"
 
 
 async def event_count(client: Client, pupil: str) -> int:
-    return len((await client.get_workflow_handle(f"pupil-{pupil}").fetch_history()).events)
+    return len((await client.get_workflow_handle(workflow_id(pupil)).fetch_history()).events)
 
 
 async def settled(client: Client, pupils: list[str]) -> None:
@@ -615,14 +736,14 @@ async def test_every_update_refuses_bad_input_with_a_reason_and_leaves_no_event(
         for case in UPDATES:
             target = copy[case.target]
             try:
-                result = await starter.act(
-                    client, target.pupil, case.message, case.payload(target.ids)
+                result = await temporal.execute(
+                    client, workflow_id(target.pupil), case.message, case.payload(target.ids)
                 )
-            except (Refused, starter.NotFound) as err:
+            except (Refused, NotFound) as err:
                 if not re.search(case.refusal, str(err)):
-                    wrong.append(f"{case.message} on {case.target}: {err!s:.200}")
+                    wrong.append(f"{case.message.__name__} on {case.target}: {err!s:.200}")
                 continue
-            wrong.append(f"{case.message} on {case.target} was ACCEPTED: {result.summary}")
+            wrong.append(f"{case.message.__name__} on {case.target} was ACCEPTED: {result.summary}")
         return wrong
 
     results = await asyncio.gather(*(one_copy(c) for c in world.copies))
@@ -641,14 +762,14 @@ async def test_every_bad_reply_is_recorded_as_rejected_with_a_reason(
     client = world.client
     targets = ("school_action", "action_plus", "lapsed")
     pupils = [c[k].pupil for c in world.copies for k in targets]
-    before = {p: await starter.show(client, p) for p in pupils}
+    before = {p: await temporal.state(client, workflow_id(p)) for p in pupils}
 
     async def one_copy(copy: dict[str, Prepared]) -> None:
         for case in SIGNALS:
             target = copy[case.target]
             # Raw signals, as any client could send them: the CLI's and API's own checks
             # refuse much of this before it leaves; the journey must cope with the rest.
-            handle = client.get_workflow_handle(f"pupil-{target.pupil}")
+            handle = client.get_workflow_handle(workflow_id(target.pupil))
             await handle.signal(case.message, case.payload(target.ids))
 
     await asyncio.gather(*(one_copy(c) for c in world.copies))
@@ -659,16 +780,16 @@ async def test_every_bad_reply_is_recorded_as_rejected_with_a_reason(
             expected = [c for c in SIGNALS if c.target == key]
 
             async def all_recorded(pupil: str = pupil, n: int = len(expected)) -> bool:
-                state = await starter.show(client, pupil)
+                state = await temporal.state(client, workflow_id(pupil))
                 return len([e for e in state.timeline if e.kind is EntryKind.REJECTED_MESSAGE]) >= n
 
             await until(all_recorded, 30, f"{pupil} to record every rejected reply")
-            state = await starter.show(client, pupil)
+            state = await temporal.state(client, workflow_id(pupil))
             rejected = [e for e in state.timeline if e.kind is EntryKind.REJECTED_MESSAGE]
             assert len(rejected) == len(expected)  # one entry each, none lost, none extra
             for case, entry in zip(expected, rejected, strict=True):
                 if not re.search(case.refusal, entry.reason):
-                    wrong.append(f"{case.message} on {key}: {entry.reason[:200]}")
+                    wrong.append(f"{case.message.__name__} on {key}: {entry.reason[:200]}")
                 assert len(entry.reason) <= 4000
             # nothing else moved: same stage, phase, consultations, referrals
             old = before[pupil]
@@ -689,25 +810,30 @@ async def test_a_reply_delivered_twice_is_applied_once_and_closed_journeys_refus
     pupil, consultation = await fresh_school_action(world)
     same = ParentRespondedInput("twice-1", consultation, "parent-b", ParentReply.DISAGREE, "no")
     await asyncio.gather(
-        *(starter.reply(client, pupil, "parent_responded", same) for _ in range(5))
+        *(
+            temporal.signal(client, workflow_id(pupil), PupilJourney.parent_responded, same)
+            for _ in range(5)
+        )
     )
 
     async def applied() -> bool:
-        state = await starter.show(client, pupil)
+        state = await temporal.state(client, workflow_id(pupil))
         return any(e.kind is EntryKind.PARENT_REPLY for e in state.timeline)
 
     await until(applied, 30, "the reply to be applied")
     await asyncio.sleep(0.5)
-    state = await starter.show(client, pupil)
+    state = await temporal.state(client, workflow_id(pupil))
     assert len([e for e in state.timeline if e.kind is EntryKind.PARENT_REPLY]) == 1
     senco_notices = [e for e in state.timeline if e.kind is EntryKind.PARENT_REPLY]
     assert senco_notices[0].actor.id == "parent-b"
 
     for target in ("closed", "nobody"):
-        with pytest.raises(starter.NotFound, match=NOT_OPEN):
-            await starter.reply(client, copy[target].pupil, "parent_responded", same)
-    with pytest.raises(Refused, match="pupil id must be an opaque"):
-        await starter.reply(client, "a/b", "parent_responded", same)
+        with pytest.raises(NotFound, match=NO_SUCH):
+            await temporal.signal(
+                client, workflow_id(copy[target].pupil), PupilJourney.parent_responded, same
+            )
+    with pytest.raises(Refused, match="journey id must be an opaque"):
+        await temporal.signal(client, workflow_id("a/b"), PupilJourney.parent_responded, same)
 
 
 @dataclass
@@ -1008,30 +1134,40 @@ async def test_every_cli_command_refuses_bad_input_with_a_reason_and_the_right_e
 async def test_over_long_text_is_refused_as_too_long_not_as_missing(world: World) -> None:
     pupil = world.copies[0]["monitoring"].pupil
     with pytest.raises(Refused, match="4000"):
-        await starter.act(world.client, pupil, "record_note", RecordNoteInput(TEACHER, LONG))
+        await temporal.execute(
+            world.client,
+            workflow_id(pupil),
+            PupilJourney.record_note,
+            RecordNoteInput(TEACHER, LONG),
+        )
 
 
 async def test_an_actor_id_that_is_not_an_opaque_reference_is_refused(world: World) -> None:
     pupil = world.copies[0]["monitoring"].pupil
     note = {"actor": {"id": "Mrs Jane Smith", "role": "class_teacher"}, "note": "n"}
     with pytest.raises(Refused, match="opaque"):
-        await starter.act(world.client, pupil, "record_note", note)
+        await temporal.execute(world.client, workflow_id(pupil), PupilJourney.record_note, note)
 
 
 async def test_a_review_with_a_megabyte_of_notes_is_refused(world: World) -> None:
     pupil = world.copies[0]["school_action"].pupil
     with pytest.raises(Refused):
-        await starter.act(world.client, pupil, "record_review", review(notes=HUGE, actor=TEACHER_J))
+        await temporal.execute(
+            world.client,
+            workflow_id(pupil),
+            PupilJourney.record_review,
+            review(notes=HUGE, actor=TEACHER_J),
+        )
 
 
 async def test_a_reply_reusing_another_replys_id_is_recorded_as_rejected(world: World) -> None:
     pupil, consultation = await fresh_school_action(world)
     first = ParentRespondedInput("reused-1", consultation, "parent-a", ParentReply.AGREE)
     second = ParentRespondedInput("reused-1", consultation, "parent-b", ParentReply.DISAGREE)
-    await starter.reply(world.client, pupil, "parent_responded", first)
-    await starter.reply(world.client, pupil, "parent_responded", second)
+    await temporal.signal(world.client, workflow_id(pupil), PupilJourney.parent_responded, first)
+    await temporal.signal(world.client, workflow_id(pupil), PupilJourney.parent_responded, second)
     await asyncio.sleep(1)
-    state = await starter.show(world.client, pupil)
+    state = await temporal.state(world.client, workflow_id(pupil))
     heard = [e.actor.id for e in state.timeline if e.kind is EntryKind.PARENT_REPLY]
     rejected = [e for e in state.timeline if e.kind is EntryKind.REJECTED_MESSAGE]
     assert "parent-b" in heard or any("reused-1" in e.reason for e in rejected)
@@ -1069,10 +1205,12 @@ async def test_an_update_over_the_payload_limit_is_refused_without_failing_a_wor
 ) -> None:
     client = world.client
     pupil = f"oversize-{uuid.uuid4().hex[:6]}"
-    await starter.start_journey(client, world.settings, start_cmd(pupil))
-    handle = client.get_workflow_handle(f"pupil-{pupil}")
+    await temporal.start(client, world.settings, start_cmd(pupil), workflow_id(pupil))
+    handle = client.get_workflow_handle(workflow_id(pupil))
     oversized = RecordNoteInput(TEACHER, "z" * 3_000_000)  # Temporal refuses payloads > 2 MB
-    sending = asyncio.create_task(starter.act(client, pupil, "record_note", oversized))
+    sending = asyncio.create_task(
+        temporal.execute(client, workflow_id(pupil), PupilJourney.record_note, oversized)
+    )
     try:
         await asyncio.sleep(3)  # a worker answers an update in milliseconds
         history = await handle.fetch_history()
@@ -1097,8 +1235,11 @@ async def test_a_signal_over_the_payload_limit_is_refused_by_the_server_and_chan
     before = await event_count(world.client, pupil)
     oversized = reply(comments="z" * 3_000_000)(ids)
     with pytest.raises(Refused, match="limit"):  # the CLI's and API's function refuses it
-        await starter.reply(world.client, pupil, "parent_responded", oversized)
-    handle = world.client.get_workflow_handle(f"pupil-{pupil}")
+        await temporal.signal(
+            world.client, workflow_id(pupil), PupilJourney.parent_responded, oversized
+        )
+    handle = world.client.get_workflow_handle(workflow_id(pupil))
+    raw: Any = PupilJourney.parent_responded  # declared over a RawValue: it takes any payload
     with pytest.raises(RPCError, match="size exceeds limit"):  # and so does the server
-        await handle.signal("parent_responded", oversized)
+        await handle.signal(raw, oversized)
     assert await event_count(world.client, pupil) == before

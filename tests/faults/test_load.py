@@ -72,7 +72,7 @@ from faultkit import (
 )
 from journeys import SENCO, TEACHER, iep, progress, start_cmd
 from settings import Settings
-from workflows.pupil_journey import PupilJourney
+from workflows.pupil_journey import PupilJourney, workflow_id
 
 EP = Actor("ep-7", Role.SPECIALIST)
 
@@ -135,7 +135,7 @@ class Load:
                 await self.client.start_workflow(
                     PupilJourney.run,
                     PupilJourneyInput(start=start_cmd(pupil, policy=self.policy)),
-                    id=f"pupil-{pupil}",
+                    id=workflow_id(pupil),
                     task_queue=self.settings.task_queue,
                     id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                 )
@@ -148,28 +148,29 @@ class Load:
         await self._call("start", call)
         self.action_latency.append(time.monotonic() - started)
 
-    async def act(self, pupil: str, update: str, cmd: object) -> ActionResult:
+    async def act(self, pupil: str, update: Any, cmd: object) -> ActionResult:
+        """``update`` is the journey's handler, e.g. ``PupilJourney.record_note``."""
         started = time.monotonic()
-        handle = self.client.get_workflow_handle(f"pupil-{pupil}")
-        update_id = f"{update}-{uuid.uuid4().hex[:12]}"  # the same id on every retry
+        handle = self.client.get_workflow_handle(workflow_id(pupil))
+        name = update.__name__
+        update_id = f"{name}-{uuid.uuid4().hex[:12]}"  # the same id on every retry
         result: ActionResult = await self._call(
-            update,
+            name,
             lambda: handle.execute_update(update, cmd, result_type=ActionResult, id=update_id),
         )
         self.action_latency.append(time.monotonic() - started)
         return result
 
-    async def reply(self, pupil: str, signal: str, cmd: object) -> None:
+    async def reply(self, pupil: str, signal: Any, cmd: object) -> None:
+        """``signal`` is the journey's handler, e.g. ``PupilJourney.parent_responded``."""
         started = time.monotonic()
-        handle = self.client.get_workflow_handle(f"pupil-{pupil}")
-        await self._call(signal, lambda: handle.signal(signal, cmd))
+        handle = self.client.get_workflow_handle(workflow_id(pupil))
+        await self._call(signal.__name__, lambda: handle.signal(signal, cmd))
         self.signal_latency.append(time.monotonic() - started)
 
     async def phase(self, pupil: str) -> Phase:
-        handle = self.client.get_workflow_handle(f"pupil-{pupil}")
-        state: JourneyState = await self._call(
-            "query", lambda: handle.query("state", result_type=JourneyState)
-        )
+        handle = self.client.get_workflow_handle(workflow_id(pupil))
+        state: JourneyState = await self._call("query", lambda: handle.query(PupilJourney.state))
         return state.phase
 
     async def later(self, minutes: float) -> None:
@@ -189,25 +190,27 @@ async def term(load: Load, pupil: str, i: int) -> None:
     await load.start(pupil)
     opened = await load.act(
         pupil,
-        "open_school_action",
+        PupilJourney.open_school_action,
         OpenSchoolActionInput(SENCO, [Trigger.SA_LITERACY_MATHS], "reading age behind", iep()),
     )
     review_due = time.monotonic() + 3 * load.minute  # the plan's review: 3 "minutes" on
     first = f"consultation-{opened.step}"
     await load.reply(
         pupil,
-        "parent_responded",
+        PupilJourney.parent_responded,
         ParentRespondedInput(f"{pupil}-a1", first, "parent-a", ParentReply.AGREE),
     )
     if i % 2 == 0:  # the other half of the parents never answer: the consultation lapses
         await load.reply(
             pupil,
-            "parent_responded",
+            PupilJourney.parent_responded,
             ParentRespondedInput(f"{pupil}-b1", first, "parent-b", ParentReply.WANTS_MEETING),
         )
     load.flood_done.append(time.monotonic())
     await load.later(load.rng.uniform(0, 2))
-    await load.act(pupil, "record_note", RecordNoteInput(TEACHER, "reads 14 of 30 words"))
+    await load.act(
+        pupil, PupilJourney.record_note, RecordNoteInput(TEACHER, "reads 14 of 30 words")
+    )
 
     # everyone's review falls due within the same few seconds: wait for it (no polling storm:
     # sleep until it is due, then ask)
@@ -219,13 +222,13 @@ async def term(load: Load, pupil: str, i: int) -> None:
     if i % 3 == 0:
         await load.act(
             pupil,
-            "record_review",
+            PupilJourney.record_review,
             RecordReviewInput(TEACHER, ReviewOutcome.CONTINUE, progress(), "steady", iep("t2")),
         )
     else:
         await load.act(
             pupil,
-            "record_review",
+            PupilJourney.record_review,
             RecordReviewInput(
                 SENCO,
                 ReviewOutcome.ESCALATE,
@@ -237,23 +240,25 @@ async def term(load: Load, pupil: str, i: int) -> None:
         )
         referred = await load.act(
             pupil,
-            "refer",
+            PupilJourney.refer,
             ReferInput(SENCO, SpecialistKind.EDUCATIONAL_PSYCHOLOGIST, EP.id, "why?"),
         )
         await load.later(load.rng.uniform(0.5, 3))  # some are chased first
         await load.reply(
             pupil,
-            "assessment_completed",
+            PupilJourney.assessment_completed,
             AssessmentCompletedInput(f"{pupil}-ep", referred.ref or "", EP, "report", ["plan"]),
         )
         if i % 2 == 0:
             await load.act(
                 pupil,
-                "request_statutory_assessment",
+                PupilJourney.request_statutory_assessment,
                 RequestStatutoryAssessmentInput(SENCO, "needs exceed provision"),
             )
     if i % 5 == 0:
-        await load.act(pupil, "close", CloseInput(SENCO, CloseReason.NEEDS_MET, "caught up"))
+        await load.act(
+            pupil, PupilJourney.close, CloseInput(SENCO, CloseReason.NEEDS_MET, "caught up")
+        )
 
 
 def cpu_seconds(pid: int) -> float:

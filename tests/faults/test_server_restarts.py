@@ -25,7 +25,6 @@ from typing import Any
 
 from temporalio.client import Client
 
-import starter
 from devserver import find_binary
 from domain.commands import CloseInput, OpenSchoolActionInput, RecordReviewInput, ReferInput
 from domain.model import (
@@ -57,6 +56,8 @@ from faultkit import (
 from journeys import SENCO, TEACHER, iep, progress, start_cmd
 from records.db import make_engine, sessions
 from records.sync import read_journeys, verify
+from service import temporal
+from workflows.pupil_journey import PupilJourney, workflow_id
 
 #: What falls due on its own while the server is down, and must then happen exactly once.
 TIMED = (
@@ -146,7 +147,7 @@ def all_drained(client: Client, pupils: list[str]) -> Callable[[], Awaitable[boo
 def all_owed(client: Client, plans: dict[str, list[str]]) -> Callable[[], Awaitable[bool]]:
     async def check() -> bool:
         for pupil, ieps in plans.items():
-            state = await starter.show(client, pupil)
+            state = await temporal.state(client, workflow_id(pupil))
             if not owed(state, ieps) <= set(timed(state)) or not chases_in_order(state):
                 return False
         return True
@@ -198,18 +199,20 @@ async def test_timers_that_fall_due_while_the_server_is_down_fire_once_after_it_
         client = await server.client()
 
         async def set_up(i: int, pupil: str) -> None:
-            await starter.start_journey(client, settings, start_cmd(pupil, policy=policy))
-            await starter.act(
+            await temporal.start(
+                client, settings, start_cmd(pupil, policy=policy), workflow_id(pupil)
+            )
+            await temporal.execute(
                 client,
-                pupil,
-                "open_school_action",
+                workflow_id(pupil),
+                PupilJourney.open_school_action,
                 OpenSchoolActionInput(SENCO, [Trigger.SA_PROGRESS], "little progress", iep()),
             )
             if i % 2:  # Action Plus with a referral: a chase timer too
-                await starter.act(
+                await temporal.execute(
                     client,
-                    pupil,
-                    "record_review",
+                    workflow_id(pupil),
+                    PupilJourney.record_review,
                     RecordReviewInput(
                         SENCO,
                         ReviewOutcome.ESCALATE,
@@ -219,21 +222,22 @@ async def test_timers_that_fall_due_while_the_server_is_down_fire_once_after_it_
                         [Trigger.AP_COMMUNICATION],
                     ),
                 )
-                await starter.act(
+                await temporal.execute(
                     client,
-                    pupil,
-                    "refer",
+                    workflow_id(pupil),
+                    PupilJourney.refer,
                     ReferInput(SENCO, SpecialistKind.SPEECH_AND_LANGUAGE, f"spec-{i}", "why?"),
                 )
 
         await asyncio.gather(*(set_up(i, p) for i, p in enumerate(pupils)))
-        plans = {p: [_iep_id(await starter.show(client, p))] for p in pupils}
+        plans = {p: [_iep_id(await temporal.state(client, workflow_id(p)))] for p in pupils}
         before = {
-            p: Counter(e.kind for e in (await starter.show(client, p)).timeline) for p in pupils
+            p: Counter(e.kind for e in (await temporal.state(client, workflow_id(p))).timeline)
+            for p in pupils
         }
         # asleep, not mid-letter: every notice sent and every change recorded
         await until(all_drained(client, pupils), 60, "the journeys to settle before the stop")
-        pending = {p: falls_due(await starter.show(client, p)) for p in pupils}
+        pending = {p: falls_due(await temporal.state(client, workflow_id(p))) for p in pupils}
 
         # 1. a polite stop (SIGTERM), down for longer than every timer
         down1, up1, cli_status = await outage(server, signal.SIGTERM, down_for, cli_env)
@@ -243,7 +247,7 @@ async def test_timers_that_fall_due_while_the_server_is_down_fire_once_after_it_
         fired_after_1 = (datetime.now(UTC) - up1).total_seconds()
         during_outage = 0
         for p in pupils:
-            state = await starter.show(client, p)
+            state = await temporal.state(client, workflow_id(p))
             assert set(timed(state).values()) == {1}, (p, timed(state))  # once, not per restart
             assert set(timed(state)) == owed(state, plans[p]), p
             assert chases_in_order(state), p
@@ -256,37 +260,40 @@ async def test_timers_that_fall_due_while_the_server_is_down_fire_once_after_it_
         # 2. new plans (new review timers and consultations), then a crash (SIGKILL)
         await asyncio.gather(
             *(
-                starter.act(
+                temporal.execute(
                     client,
-                    p,
-                    "record_review",
+                    workflow_id(p),
+                    PupilJourney.record_review,
                     RecordReviewInput(TEACHER, ReviewOutcome.CONTINUE, progress(), "ok", iep("2")),
                 )
                 for p in pupils
             )
         )
         for p in pupils:  # the plans made just before the crash must fall due too
-            plans[p].append(_iep_id(await starter.show(client, p)))
+            plans[p].append(_iep_id(await temporal.state(client, workflow_id(p))))
         await until(all_drained(client, pupils), 60, "the journeys to settle before the crash")
-        pending = {p: falls_due(await starter.show(client, p)) for p in pupils}
+        pending = {p: falls_due(await temporal.state(client, workflow_id(p))) for p in pupils}
         down2, up2, _ = await outage(server, signal.SIGKILL, down_for, cli_env)
         client = await server.client()
         await until(all_owed(client, plans), 60, "the timers that fell due during the crash")
         fired_after_2 = (datetime.now(UTC) - up2).total_seconds()
         for p in pupils:
-            state = await starter.show(client, p)
+            state = await temporal.state(client, workflow_id(p))
             assert set(timed(state).values()) == {1}, (p, timed(state))
             assert set(timed(state)) == owed(state, plans[p]), p
             assert chases_in_order(state), p
             during_outage += fired_after_outage(state, pending[p], down2, up2)
             # every journey still running after both
-            handle = client.get_workflow_handle(f"pupil-{p}")
+            handle = client.get_workflow_handle(workflow_id(p))
             assert (await handle.describe()).status.name == "RUNNING"  # type: ignore[union-attr]
 
         # close them (no more timers, histories final); then every letter once, read model right
         for pupil in pupils:
-            await starter.act(
-                client, pupil, "close", CloseInput(SENCO, CloseReason.NEEDS_MET, "made progress")
+            await temporal.execute(
+                client,
+                workflow_id(pupil),
+                PupilJourney.close,
+                CloseInput(SENCO, CloseReason.NEEDS_MET, "made progress"),
             )
         await until(all_drained(client, pupils), 90, "letters and projection to catch up")
         # the overdue timers at least, both times; if not, the setup outlasted the policy's

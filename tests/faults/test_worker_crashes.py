@@ -50,7 +50,6 @@ from temporalio.client import (
 from temporalio.service import RPCError
 from temporalio.worker import Replayer
 
-import starter
 from domain.commands import (
     ActionResult,
     AssessmentCompletedInput,
@@ -98,10 +97,11 @@ from faultkit import (
 from journeys import SENCO, TEACHER, iep, progress, start_cmd
 from records.db import make_engine, sessions
 from records.sync import read_journeys, verify
+from service import temporal
 from settings import Settings
 from worker import workflow_runner
 from workflows.converter import DATA_CONVERTER
-from workflows.pupil_journey import PupilJourney
+from workflows.pupil_journey import PupilJourney, workflow_id
 
 EP = Actor("ep-7", Role.SPECIALIST)
 #: Where the kills land, in turn. Kills while the worker holds a school action's workflow task
@@ -237,24 +237,30 @@ class Driver:
     not_ready: int = 0  # actions refused with "Workflow Task in failed state", then retried
     error: BaseException | None = None  # how the script stopped, if it did not finish
 
+    @property
+    def journey(self) -> str:
+        return workflow_id(self.pupil)
+
     async def pause(self) -> None:
         await asyncio.sleep(self.rng.uniform(0, 0.2))
 
     async def start(self) -> None:
         try:
-            await starter.start_journey(self.client, self.settings, start_cmd(self.pupil))
+            await temporal.start(self.client, self.settings, start_cmd(self.pupil), self.journey)
         except RPCError:
             # Started; only the state query that follows found no live worker (one was just
             # killed). The journey must exist all the same.
-            await self.client.get_workflow_handle(f"pupil-{self.pupil}").describe()
+            await self.client.get_workflow_handle(self.journey).describe()
         self.outcomes.append(("started",))
 
-    async def act(self, update: str, cmd: object) -> ActionResult | None:
-        """An update with an id chosen here, so a retry after a timeout is the same update
-        (the server keeps one outcome per id) and never a second decision."""
+    async def act(self, update: Any, cmd: object) -> ActionResult | None:
+        """An update (``PupilJourney.<update>``) with an id chosen here, so a retry after a
+        timeout is the same update (the server keeps one outcome per id) and never a second
+        decision."""
         await self.pause()
-        update_id = f"{update}-{uuid.uuid4().hex[:12]}"
-        handle = self.client.get_workflow_handle(f"pupil-{self.pupil}")
+        name = update.__name__
+        update_id = f"{name}-{uuid.uuid4().hex[:12]}"
+        handle = self.client.get_workflow_handle(self.journey)
         if self.chaos is not None:
             self.chaos.updates_in_flight += 1
         try:
@@ -277,20 +283,21 @@ class Driver:
                     self.not_ready += 1
                     await asyncio.sleep(1)
         except WorkflowUpdateFailedError as err:
-            self.outcomes.append((update, "refused", starter._cause_message(err)))
+            self.outcomes.append((name, "refused", temporal.cause_message(err)))
             return None
         finally:
             if self.chaos is not None:
                 self.chaos.updates_in_flight -= 1
         self.outcomes.append(
-            (update, "done", result.step, result.stage.value, result.phase, result.ref)
+            (name, "done", result.step, result.stage.value, result.phase, result.ref)
         )
         return result
 
-    async def reply(self, signal_name: str, cmd: object) -> None:
+    async def reply(self, signal: Any, cmd: object) -> None:
+        """A reply (``PupilJourney.<signal>``)."""
         await self.pause()
-        await starter.reply(self.client, self.pupil, signal_name, cmd)
-        self.outcomes.append((signal_name, "sent"))
+        await temporal.signal(self.client, self.journey, signal, cmd)
+        self.outcomes.append((signal.__name__, "sent"))
 
 
 async def script(d: Driver, i: int) -> None:
@@ -299,33 +306,34 @@ async def script(d: Driver, i: int) -> None:
     specialist's report and a statutory assessment request; some close."""
     p = d.pupil
     await d.start()
-    await d.act("record_note", RecordNoteInput(TEACHER, "reads 12 of 30 words"))
+    await d.act(PupilJourney.record_note, RecordNoteInput(TEACHER, "reads 12 of 30 words"))
     await d.act(  # refused: no School Action review yet
-        "escalate", EscalateInput(SENCO, [Trigger.AP_PROGRESS_LONG], "no progress", iep())
+        PupilJourney.escalate,
+        EscalateInput(SENCO, [Trigger.AP_PROGRESS_LONG], "no progress", iep()),
     )
     opened = await d.act(
-        "open_school_action",
+        PupilJourney.open_school_action,
         OpenSchoolActionInput(SENCO, [Trigger.SA_LITERACY_MATHS], "reading age 18m behind", iep()),
     )
     assert opened is not None, d.outcomes
     first = f"consultation-{opened.step}"
     agree = ParentRespondedInput(f"{p}-r1", first, "parent-a", ParentReply.AGREE)
-    await d.reply("parent_responded", agree)
-    await d.reply("parent_responded", agree)  # the same reply delivered twice
+    await d.reply(PupilJourney.parent_responded, agree)
+    await d.reply(PupilJourney.parent_responded, agree)  # the same reply delivered twice
     other = ParentReply.DISAGREE if i % 2 else ParentReply.WANTS_MEETING
     await d.reply(
-        "parent_responded",
+        PupilJourney.parent_responded,
         ParentRespondedInput(f"{p}-r2", first, "parent-b", other, "we would like to talk"),
     )
     if i % 4 == 0:
         await d.act(
-            "record_review",
+            PupilJourney.record_review,
             RecordReviewInput(TEACHER, ReviewOutcome.CONTINUE, progress(), "steady", iep("t2")),
         )
-        await d.act("record_note", RecordNoteInput(SENCO, "new plan started"))
+        await d.act(PupilJourney.record_note, RecordNoteInput(SENCO, "new plan started"))
     else:
         await d.act(
-            "record_review",
+            PupilJourney.record_review,
             RecordReviewInput(
                 SENCO,
                 ReviewOutcome.ESCALATE,
@@ -336,27 +344,27 @@ async def script(d: Driver, i: int) -> None:
             ),
         )
         referred = await d.act(
-            "refer",
+            PupilJourney.refer,
             ReferInput(SENCO, SpecialistKind.EDUCATIONAL_PSYCHOLOGIST, EP.id, "why so slow?"),
         )
         assert referred is not None and referred.ref is not None, d.outcomes
         await d.reply(
-            "assessment_completed",
+            PupilJourney.assessment_completed,
             AssessmentCompletedInput(
                 f"{p}-ep", referred.ref, EP, "phonological difficulty", ["structured literacy"]
             ),
         )
         await d.act(
-            "request_statutory_assessment",
+            PupilJourney.request_statutory_assessment,
             RequestStatutoryAssessmentInput(SENCO, "needs exceed school provision"),
         )
     # a late reply to a consultation already answered: recorded as rejected
     await d.reply(
-        "parent_responded",
+        PupilJourney.parent_responded,
         ParentRespondedInput(f"{p}-r3", first, "parent-a", ParentReply.DISAGREE),
     )
     if i % 3 == 0:
-        await d.act("close", CloseInput(SENCO, CloseReason.MOVED_SCHOOL, "family moved"))
+        await d.act(PupilJourney.close, CloseInput(SENCO, CloseReason.MOVED_SCHOOL, "family moved"))
 
 
 async def drive_all(
@@ -660,19 +668,19 @@ async def test_a_school_action_lost_with_its_worker_leaves_a_replayable_history(
             await client.start_workflow(
                 PupilJourney.run,
                 PupilJourneyInput(start=start_cmd(pupil)),
-                id=f"pupil-{pupil}",
+                id=workflow_id(pupil),
                 task_queue=config.task_queue,
                 task_timeout=timedelta(seconds=2),
             )
-            opened = await starter.act(
+            opened = await temporal.execute(
                 client,
-                pupil,
-                "open_school_action",
+                workflow_id(pupil),
+                PupilJourney.open_school_action,
                 OpenSchoolActionInput(SENCO, [Trigger.SA_PROGRESS], "little progress", iep()),
             )
             consultation = f"consultation-{opened.step}"
             agree = ParentRespondedInput(f"{pupil}-a", consultation, "parent-a", ParentReply.AGREE)
-            await starter.reply(client, pupil, "parent_responded", agree)
+            await temporal.signal(client, workflow_id(pupil), PupilJourney.parent_responded, agree)
             await settle(client, [pupil], 30)
             # The last change before the lost action: one letter (to the SENCO) and one
             # projection at once; the slow mail server makes them end in two workflow tasks
@@ -680,7 +688,9 @@ async def test_a_school_action_lost_with_its_worker_leaves_a_replayable_history(
             disagree = ParentRespondedInput(
                 f"{pupil}-b", consultation, "parent-b", ParentReply.DISAGREE
             )
-            await starter.reply(client, pupil, "parent_responded", disagree)
+            await temporal.signal(
+                client, workflow_id(pupil), PupilJourney.parent_responded, disagree
+            )
             await settle(client, [pupil], 30)
 
         await asyncio.gather(*(set_up(p) for p in pupils))
@@ -688,7 +698,10 @@ async def test_a_school_action_lost_with_its_worker_leaves_a_replayable_history(
         link.frozen = True  # whatever the worker answers from now on stays here
         review = RecordReviewInput(TEACHER, ReviewOutcome.CONTINUE, progress(), "ok", iep("t2"))
         actions = [
-            asyncio.create_task(starter.act(client, p, "record_review", review)) for p in pupils
+            asyncio.create_task(
+                temporal.execute(client, workflow_id(p), PupilJourney.record_review, review)
+            )
+            for p in pupils
         ]
         await asyncio.sleep(0.5)  # the worker has the tasks and has run the handlers
         worker.kill()
@@ -705,12 +718,13 @@ async def test_a_school_action_lost_with_its_worker_leaves_a_replayable_history(
         )
         diverged = []
         for pupil, result in zip(pupils, results, strict=True):
-            state = await starter.show(client, pupil)  # applied once, as the school was told
+            # applied once, as the school was told
+            state = await temporal.state(client, workflow_id(pupil))
             assert [r.review_id for r in state.reviews] == [f"review-{result.step}"]
             facts = await history_facts(client, f"pupil-{pupil}")
             assert facts.timed_out_workflow_tasks >= 1  # the task really was lost with a worker
             assert set(facts.updates_accepted.values()) == {1}
-            history = await client.get_workflow_handle(f"pupil-{pupil}").fetch_history()
+            history = await client.get_workflow_handle(workflow_id(pupil)).fetch_history()
             replayed = await replayer.replay_workflow(history, raise_on_replay_failure=False)
             if replayed.replay_failure is not None:
                 diverged.append(f"{pupil}: {str(replayed.replay_failure)[:200]}")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import starter
 from domain.commands import (
     EhcDecisionInput,
     EhcDraftInput,
@@ -28,6 +27,8 @@ from domain.model import (
 )
 from domain.policy import Policy
 from journeys import SENCO, agree_all, new_pupil, start_cmd, until_delivered
+from service import temporal
+from workflows.pupil_journey import PupilJourney, workflow_id
 from workflows.search_attributes import SEN_CODE, SEN_STAGE
 
 LA = Actor("la-7", Role.LOCAL_AUTHORITY)
@@ -47,30 +48,44 @@ def plan() -> IepInput:
 
 async def test_an_ehc_needs_assessment_runs_its_statutory_clock(ts) -> None:  # type: ignore[no-untyped-def]
     client, pupil = ts.client, new_pupil()
-    await starter.start_journey(
-        client, ts.settings, start_cmd(pupil, policy=Policy.code_2014(), school_id="s-2014")
-    )
-    await starter.act(
+    journey = workflow_id(pupil)
+    await temporal.start(
         client,
-        pupil,
-        "open_sen_support",
+        ts.settings,
+        start_cmd(pupil, policy=Policy.code_2014(), school_id="s-2014"),
+        journey,
+    )
+    await temporal.execute(
+        client,
+        journey,
+        PupilJourney.open_sen_support,
         OpenSenSupportInput(SENCO, SenType.SLCN, "language screen", plan(), SenType.ASD),
     )
     await agree_all(client, pupil)
-    await starter.act(
+    await temporal.execute(
         client,
-        pupil,
-        "request_ehc_assessment",
+        journey,
+        PupilJourney.request_ehc_assessment,
         RequestEhcAssessmentInput(SENCO, "la-7", "three cycles, little progress"),
     )
     await agree_all(client, pupil)
 
     await ts.env.sleep(5 * WEEK)
-    await starter.act(client, pupil, "ehc_decide", EhcDecisionInput(LA, True, "needs evidenced"))
-    await starter.act(client, pupil, "pause_ehc_clock", EhcPauseInput(LA, PauseReason.CHILD_ABSENT))
+    await temporal.execute(
+        client,
+        journey,
+        PupilJourney.ehc_decide,
+        EhcDecisionInput(LA, True, "needs evidenced"),
+    )
+    await temporal.execute(
+        client,
+        journey,
+        PupilJourney.pause_ehc_clock,
+        EhcPauseInput(LA, PauseReason.CHILD_ABSENT),
+    )
     await ts.env.sleep(4 * WEEK)  # nothing falls due while the clock is stopped
-    await starter.act(client, pupil, "resume_ehc_clock", EhcResumeInput(LA))
-    state = await starter.show(client, pupil)
+    await temporal.execute(client, journey, PupilJourney.resume_ehc_clock, EhcResumeInput(LA))
+    state = await temporal.state(client, journey)
     ehc = state.ehc()
     assert ehc is not None
     draft = ehc.deadline("draft")
@@ -99,9 +114,13 @@ async def test_an_ehc_needs_assessment_runs_its_statutory_clock(ts) -> None:  # 
     alerted = sorted(p.name for p in ts.outbox.glob("*ehc_deadline_breached*"))
     assert len(alerted) == 2 and any("la-7" in n for n in alerted), alerted
 
-    await starter.act(client, pupil, "ehc_draft", EhcDraftInput(LA, True, "draft", plan()))
+    await temporal.execute(
+        client, journey, PupilJourney.ehc_draft, EhcDraftInput(LA, True, "draft", plan())
+    )
     await agree_all(client, pupil)
-    await starter.act(client, pupil, "ehc_finalise", EhcFinalInput(LA, "final plan"))
+    await temporal.execute(
+        client, journey, PupilJourney.ehc_finalise, EhcFinalInput(LA, "final plan")
+    )
     state = await until_delivered(client, pupil)
     assert (state.stage, state.census_code) == (Stage.EHC_PLAN, "E")
     last = state.ehc_assessments[-1]
@@ -109,6 +128,6 @@ async def test_an_ehc_needs_assessment_runs_its_statutory_clock(ts) -> None:  # 
     assert statuses["final"] is DeadlineStatus.MET  # 20 + 4 weeks: issued in week 22
     assert statuses["draft"] is DeadlineStatus.BREACHED  # met late stays a breach on record
 
-    described = await client.get_workflow_handle(f"pupil-{pupil}").describe()
+    described = await client.get_workflow_handle(journey).describe()
     attrs = described.typed_search_attributes
     assert attrs.get(SEN_CODE) == "code_2014" and attrs.get(SEN_STAGE) == "ehc_plan"

@@ -6,21 +6,24 @@ import asyncio
 
 from temporalio.api.enums.v1 import EventType
 
-import starter
 from domain.commands import RecordNoteInput
 from domain.model import EntryKind, Stage
 from journeys import TEACHER, new_pupil, start_cmd, state_of
+from service import temporal
+from workflows.pupil_journey import PupilJourney, workflow_id
 
 
 async def test_a_suggested_continue_as_new_carries_the_whole_journey(dev) -> None:
     pupil = new_pupil()
-    await starter.start_journey(dev.client, dev.settings, start_cmd(pupil))
-    handle = dev.client.get_workflow_handle(f"pupil-{pupil}")
+    await temporal.start(dev.client, dev.settings, start_cmd(pupil), workflow_id(pupil))
+    handle = dev.client.get_workflow_handle(workflow_id(pupil))
     first_run = (await handle.describe()).run_id
 
     notes = [f"week {i}: progress note" for i in range(40)]
     for note in notes:
-        await starter.act(dev.client, pupil, "record_note", RecordNoteInput(TEACHER, note))
+        await temporal.execute(
+            dev.client, workflow_id(pupil), PupilJourney.record_note, RecordNoteInput(TEACHER, note)
+        )
 
     for _ in range(100):  # the new run starts asynchronously
         if (await handle.describe()).run_id != first_run:
@@ -42,5 +45,7 @@ async def test_a_suggested_continue_as_new_carries_the_whole_journey(dev) -> Non
     assert [e.step for e in state.timeline] == sorted({e.step for e in state.timeline})
 
     # and the journey still works in its new run
-    await starter.act(dev.client, pupil, "record_note", RecordNoteInput(TEACHER, "after"))
+    await temporal.execute(
+        dev.client, workflow_id(pupil), PupilJourney.record_note, RecordNoteInput(TEACHER, "after")
+    )
     assert (await state_of(dev.client, pupil)).timeline[-1].reason == "after"

@@ -12,7 +12,6 @@ from temporalio.client import Client
 from temporalio.converter import ActivitySerializationContext, WorkflowSerializationContext
 from temporalio.testing import WorkflowEnvironment
 
-import starter
 import worker
 from domain.commands import CloseInput, RecordNoteInput
 from domain.model import CloseReason, ConsultationStatus, ParentReply, Stage
@@ -25,8 +24,9 @@ from journeys import (
     until_delivered,
     worker_settings,
 )
+from service import temporal
 from tests.workflows.test_journey_behaviour import open_started
-from workflows.pupil_journey import PupilJourney
+from workflows.pupil_journey import PupilJourney, workflow_id
 
 
 class _Compared(worker._DirectContext):
@@ -62,15 +62,22 @@ async def test_every_context_is_the_one_the_sandbox_gives(
     client = Client(**ts_env.client.config())
     pupil = new_pupil()
     async with worker.build_worker(client, settings):
-        await starter.start_journey(client, settings, start_cmd(pupil))
+        await temporal.start(client, settings, start_cmd(pupil), workflow_id(pupil))
         # letters and read-model rows: activities of both kinds
         await open_started(SimpleNamespace(client=client), pupil)
-        await starter.act(client, pupil, "record_note", RecordNoteInput(SENCO, "a note"))
+        await temporal.execute(
+            client, workflow_id(pupil), PupilJourney.record_note, RecordNoteInput(SENCO, "a note")
+        )
         state = await until_delivered(client, pupil)
         open_ = [c for c in state.consultations if c.status is ConsultationStatus.OPEN]
         await parent_reply(client, pupil, open_[0].consultation_id, PARENTS[0], ParentReply.AGREE)
-        await starter.act(client, pupil, "close", CloseInput(SENCO, CloseReason.NEEDS_MET, "met"))
-        handle = client.get_workflow_handle_for(PupilJourney.run, f"pupil-{pupil}")
+        await temporal.execute(
+            client,
+            workflow_id(pupil),
+            PupilJourney.close,
+            CloseInput(SENCO, CloseReason.NEEDS_MET, "met"),
+        )
+        handle = client.get_workflow_handle_for(PupilJourney.run, workflow_id(pupil))
         assert (await handle.result()).stage is Stage.CLOSED
 
     pairs, stores = compared.pairs, compared.stores

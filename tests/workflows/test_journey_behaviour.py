@@ -6,13 +6,14 @@ import asyncio
 import json
 import re
 from datetime import date, timedelta
+from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowUpdateFailedError
 
-import starter
 from domain.commands import (
+    CloseInput,
     EscalateInput,
     OpenSchoolActionInput,
     RecordNoteInput,
@@ -21,6 +22,7 @@ from domain.commands import (
 )
 from domain.model import (
     Actor,
+    CloseReason,
     ConsultationStatus,
     EntryKind,
     ParentReply,
@@ -43,21 +45,23 @@ from journeys import (
     state_of,
     until_delivered,
 )
-from workflows.pupil_journey import PupilJourney
+from service import temporal
+from service.errors import NotFound
+from workflows.pupil_journey import PupilJourney, workflow_id
 from workflows.search_attributes import SEN_OVERDUE, SEN_STAGE
 
 
 async def open_school_action(ts, pupil: str, **start_kw: object) -> None:
-    await starter.start_journey(ts.client, ts.settings, start_cmd(pupil, **start_kw))
+    await temporal.start(ts.client, ts.settings, start_cmd(pupil, **start_kw), workflow_id(pupil))
     await open_started(ts, pupil)
 
 
 async def open_started(ts, pupil: str) -> None:
     """Open School Action on a journey already started."""
-    await starter.act(
+    await temporal.execute(
         ts.client,
-        pupil,
-        "open_school_action",
+        workflow_id(pupil),
+        PupilJourney.open_school_action,
         OpenSchoolActionInput(
             SENCO, [Trigger.SA_PROGRESS], "little progress with targeted teaching", iep()
         ),
@@ -70,12 +74,12 @@ async def server_today(ts) -> date:
 
 
 async def event_count(ts, pupil: str) -> int:
-    history = await ts.client.get_workflow_handle(f"pupil-{pupil}").fetch_history()
+    history = await ts.client.get_workflow_handle(workflow_id(pupil)).fetch_history()
     return len(history.events)
 
 
 async def no_failed_workflow_tasks(ts, pupil: str) -> bool:
-    history = await ts.client.get_workflow_handle(f"pupil-{pupil}").fetch_history()
+    history = await ts.client.get_workflow_handle(workflow_id(pupil)).fetch_history()
     return not any(
         e.event_type is EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED for e in history.events
     )
@@ -91,7 +95,7 @@ async def test_an_unreviewed_iep_goes_overdue_and_staff_are_told(ts) -> None:
     state = await until_delivered(ts.client, pupil)
     assert state.phase is Phase.REVIEW_DUE
     assert state.overdue
-    described = await ts.client.get_workflow_handle(f"pupil-{pupil}").describe()
+    described = await ts.client.get_workflow_handle(workflow_id(pupil)).describe()
     assert described.typed_search_attributes.get(SEN_OVERDUE) is True
     kinds = [e.kind for e in state.timeline]
     assert kinds.index(EntryKind.REVIEW_REMINDER) < kinds.index(EntryKind.REVIEW_DUE)
@@ -100,15 +104,15 @@ async def test_an_unreviewed_iep_goes_overdue_and_staff_are_told(ts) -> None:
     assert len(overdue_notices) == 2  # the SENCO and the teacher responsible
 
     # a review with a new IEP clears the flag and sets the next date
-    await starter.act(
+    await temporal.execute(
         ts.client,
-        pupil,
-        "record_review",
+        workflow_id(pupil),
+        PupilJourney.record_review,
         RecordReviewInput(SENCO, ReviewOutcome.CONTINUE, progress(), "late, but held", iep("new")),
     )
     state = await state_of(ts.client, pupil)
     assert not state.overdue and state.phase is Phase.AWAITING_PARENTS
-    described = await ts.client.get_workflow_handle(f"pupil-{pupil}").describe()
+    described = await ts.client.get_workflow_handle(workflow_id(pupil)).describe()
     assert described.typed_search_attributes.get(SEN_OVERDUE) is False
 
 
@@ -116,35 +120,39 @@ async def test_an_unreviewed_iep_goes_overdue_and_staff_are_told(ts) -> None:
     ("update", "cmd", "reason"),
     [
         (
-            "escalate",
+            PupilJourney.escalate,
             EscalateInput(SENCO, [Trigger.AP_PROGRESS_LONG], "no progress", iep()),
             "completed School Action review",
         ),
         (
-            "escalate",
+            PupilJourney.escalate,
             EscalateInput(SENCO, [Trigger.SA_PROGRESS], "no progress", iep()),
             "AP-* trigger",
         ),
         (
-            "record_review",
+            PupilJourney.record_review,
             RecordReviewInput(TEACHER, ReviewOutcome.STEP_DOWN, progress(), "ok"),
             "only a SENCO",
         ),
         (
-            "record_review",
+            PupilJourney.record_review,
             RecordReviewInput(SENCO, ReviewOutcome.CONTINUE, progress()[:1], "x", iep()),
             "once for each",
         ),
         (
-            "open_school_action",
+            PupilJourney.open_school_action,
             OpenSchoolActionInput(SENCO, [Trigger.SA_PROGRESS], "x", iep()),
             "cannot open School Action",
         ),
-        ("record_note", RecordNoteInput(Actor("mum", Role.PARENT), "hello"), "only a SENCO"),
+        (
+            PupilJourney.record_note,
+            RecordNoteInput(Actor("mum", Role.PARENT), "hello"),
+            "only a SENCO",
+        ),
     ],
 )
 async def test_a_refused_school_action_gives_the_reason_and_leaves_history_untouched(
-    dev, update: str, cmd: object, reason: str
+    dev, update: Any, cmd: object, reason: str
 ) -> None:
     # On the real dev server: the time-skipping test server has no speculative workflow
     # tasks, so even a rejected update leaves an empty workflow task in its history.
@@ -155,10 +163,10 @@ async def test_a_refused_school_action_gives_the_reason_and_leaves_history_untou
     before = await event_count(ts, pupil)
 
     with pytest.raises(Refused, match=re.escape(reason)):
-        await starter.act(ts.client, pupil, update, cmd)
+        await temporal.execute(ts.client, workflow_id(pupil), update, cmd)
     # the raw client sees the same refusal as an update failure
     with pytest.raises(WorkflowUpdateFailedError):
-        await ts.client.get_workflow_handle(f"pupil-{pupil}").execute_update(update, cmd)
+        await ts.client.get_workflow_handle(workflow_id(pupil)).execute_update(update, cmd)
 
     assert await event_count(ts, pupil) == before
     assert await state_of(ts.client, pupil) == state_before
@@ -166,14 +174,14 @@ async def test_a_refused_school_action_gives_the_reason_and_leaves_history_untou
 
 async def test_an_iep_review_date_beyond_six_months_is_refused(ts) -> None:
     pupil = new_pupil()
-    await starter.start_journey(ts.client, ts.settings, start_cmd(pupil))
+    await temporal.start(ts.client, ts.settings, start_cmd(pupil), workflow_id(pupil))
     too_late = iep()
     too_late.review_date = await server_today(ts) + timedelta(days=200)
     with pytest.raises(Refused, match="at least every 6 months"):
-        await starter.act(
+        await temporal.execute(
             ts.client,
-            pupil,
-            "open_school_action",
+            workflow_id(pupil),
+            PupilJourney.open_school_action,
             OpenSchoolActionInput(SENCO, [Trigger.SA_PROGRESS], "evidence", too_late),
         )
 
@@ -181,14 +189,14 @@ async def test_an_iep_review_date_beyond_six_months_is_refused(ts) -> None:
 async def test_malformed_and_out_of_place_replies_are_recorded_as_rejected(ts) -> None:
     pupil = new_pupil()
     await open_school_action(ts, pupil)
-    handle = ts.client.get_workflow_handle(f"pupil-{pupil}")
-    await handle.signal("parent_responded", {"nonsense": True})
-    await handle.signal("assessment_completed", "not even an object")
+    handle = ts.client.get_workflow_handle(workflow_id(pupil))
+    await handle.signal(PupilJourney.parent_responded, {"nonsense": True})
+    await handle.signal(PupilJourney.assessment_completed, "not even an object")
     await parent_reply(ts.client, pupil, "consultation-999", PARENTS[0], ParentReply.AGREE)
-    await starter.reply(
+    await temporal.signal(
         ts.client,
-        pupil,
-        "parent_responded",
+        workflow_id(pupil),
+        PupilJourney.parent_responded,
         {
             "reply_id": "r1",
             "consultation_id": "consultation-2",
@@ -217,8 +225,8 @@ async def test_the_same_reply_delivered_twice_is_applied_once(ts) -> None:
         "reply": "disagree",
         "comments": "we'd like to talk",
     }
-    await starter.reply(ts.client, pupil, "parent_responded", payload)
-    await starter.reply(ts.client, pupil, "parent_responded", payload)
+    await temporal.signal(ts.client, workflow_id(pupil), PupilJourney.parent_responded, payload)
+    await temporal.signal(ts.client, workflow_id(pupil), PupilJourney.parent_responded, payload)
     state = await state_of(ts.client, pupil)
     replies = [e for e in state.timeline if e.kind is EntryKind.PARENT_REPLY]
     assert len(replies) == 1
@@ -227,12 +235,17 @@ async def test_the_same_reply_delivered_twice_is_applied_once(ts) -> None:
 
 async def test_starting_a_pupil_with_an_open_journey_is_refused(ts) -> None:
     pupil = new_pupil()
-    await starter.start_journey(ts.client, ts.settings, start_cmd(pupil))
-    handle = ts.client.get_workflow_handle(f"pupil-{pupil}")
+    await temporal.start(ts.client, ts.settings, start_cmd(pupil), workflow_id(pupil))
+    handle = ts.client.get_workflow_handle(workflow_id(pupil))
     first_run = (await handle.describe()).run_id
-    await starter.act(ts.client, pupil, "record_note", RecordNoteInput(TEACHER, "first week"))
+    await temporal.execute(
+        ts.client,
+        workflow_id(pupil),
+        PupilJourney.record_note,
+        RecordNoteInput(TEACHER, "first week"),
+    )
     with pytest.raises(Refused, match="already has an open journey"):
-        await starter.start_journey(ts.client, ts.settings, start_cmd(pupil))
+        await temporal.start(ts.client, ts.settings, start_cmd(pupil), workflow_id(pupil))
     assert (await handle.describe()).run_id == first_run  # not a second workflow
     state = await state_of(ts.client, pupil)
     assert [e.kind for e in state.timeline] == [EntryKind.STARTED, EntryKind.NOTE]
@@ -242,22 +255,22 @@ async def test_an_early_years_label_changes_at_compulsory_school_age(ts) -> None
     pupil = new_pupil()
     today = await server_today(ts)
     csa = today + timedelta(days=40)
-    await starter.start_journey(
-        ts.client, ts.settings, start_cmd(pupil, compulsory_school_age_date=csa)
+    await temporal.start(
+        ts.client, ts.settings, start_cmd(pupil, compulsory_school_age_date=csa), workflow_id(pupil)
     )
     five_months = iep()
     five_months.review_date = today + timedelta(days=150)
     with pytest.raises(Refused, match="at least every 4 months"):
-        await starter.act(
+        await temporal.execute(
             ts.client,
-            pupil,
-            "open_school_action",
+            workflow_id(pupil),
+            PupilJourney.open_school_action,
             OpenSchoolActionInput(SENCO, [Trigger.SA_COMMUNICATION], "speech unclear", five_months),
         )
-    await starter.act(
+    await temporal.execute(
         ts.client,
-        pupil,
-        "open_school_action",
+        workflow_id(pupil),
+        PupilJourney.open_school_action,
         OpenSchoolActionInput(SENCO, [Trigger.SA_COMMUNICATION], "speech unclear", iep()),
     )
     state = await state_of(ts.client, pupil)
@@ -276,27 +289,30 @@ async def test_an_early_years_label_changes_at_compulsory_school_age(ts) -> None
     )
     reached = [e for e in state.timeline if e.kind is EntryKind.COMPULSORY_SCHOOL_AGE]
     assert len(reached) == 1 and str(csa) in reached[0].summary
-    described = await ts.client.get_workflow_handle(f"pupil-{pupil}").describe()
+    described = await ts.client.get_workflow_handle(workflow_id(pupil)).describe()
     assert described.typed_search_attributes.get(SEN_STAGE) == "school_action"
 
 
 async def test_a_closed_journey_finishes_and_can_be_started_again(ts) -> None:
     pupil = new_pupil()
     await open_school_action(ts, pupil)
-    await starter.act(
+    await temporal.execute(
         ts.client,
-        pupil,
-        "close",
-        starter.CloseInput(
-            SENCO, starter.CloseReason.MOVED_SCHOOL, "family moved to another authority"
-        ),
+        workflow_id(pupil),
+        PupilJourney.close,
+        CloseInput(SENCO, CloseReason.MOVED_SCHOOL, "family moved to another authority"),
     )
-    handle = ts.client.get_workflow_handle_for(PupilJourney.run, f"pupil-{pupil}")
+    handle = ts.client.get_workflow_handle_for(PupilJourney.run, workflow_id(pupil))
     final = await handle.result()
     assert final.stage is Stage.CLOSED and not final.outbox
-    with pytest.raises(starter.NotFound):
-        await starter.act(ts.client, pupil, "record_note", RecordNoteInput(TEACHER, "late note"))
-    await starter.start_journey(ts.client, ts.settings, start_cmd(pupil))
+    with pytest.raises(NotFound):
+        await temporal.execute(
+            ts.client,
+            workflow_id(pupil),
+            PupilJourney.record_note,
+            RecordNoteInput(TEACHER, "late note"),
+        )
+    await temporal.start(ts.client, ts.settings, start_cmd(pupil), workflow_id(pupil))
     assert (await state_of(ts.client, pupil)).stage is Stage.MONITORING
 
 
@@ -310,7 +326,7 @@ async def test_a_malformed_update_is_refused_without_touching_history(dev, paylo
     await until_delivered(dev.client, pupil)
     before = await event_count(dev, pupil)
     with pytest.raises(Refused):
-        await starter.act(dev.client, pupil, "refer", payload)
+        await temporal.execute(dev.client, workflow_id(pupil), PupilJourney.refer, payload)
     assert await event_count(dev, pupil) == before
     assert await no_failed_workflow_tasks(dev, pupil)
 
@@ -321,10 +337,10 @@ async def test_an_unanswered_referral_is_chased_and_the_senco_told_after_the_sec
 
     pupil = new_pupil()
     await open_school_action(ts, pupil)
-    await starter.act(
+    await temporal.execute(
         ts.client,
-        pupil,
-        "record_review",
+        workflow_id(pupil),
+        PupilJourney.record_review,
         RecordReviewInput(
             SENCO,
             ReviewOutcome.ESCALATE,
@@ -334,10 +350,10 @@ async def test_an_unanswered_referral_is_chased_and_the_senco_told_after_the_sec
             [Trigger.AP_COMMUNICATION],
         ),
     )
-    referral = await starter.act(
+    referral = await temporal.execute(
         ts.client,
-        pupil,
-        "refer",
+        workflow_id(pupil),
+        PupilJourney.refer,
         ReferInput(SENCO, SpecialistKind.SPEECH_AND_LANGUAGE, "salt-3", "expressive language?"),
     )
 
@@ -366,15 +382,18 @@ async def test_a_new_journey_records_one_patch_marker_and_keeps_its_timer_across
     pupil = new_pupil()
     await open_school_action(ts, pupil)
     await until_delivered(ts.client, pupil)
-    handle = ts.client.get_workflow_handle(f"pupil-{pupil}")
+    handle = ts.client.get_workflow_handle(workflow_id(pupil))
 
     def count(events: list, kind: EventType.ValueType) -> int:
         return sum(1 for e in events if e.event_type == kind)
 
     before = (await handle.fetch_history()).events
     for n in range(3):
-        await starter.act(
-            ts.client, pupil, "record_note", RecordNoteInput(TEACHER, f"note {n}: reads more")
+        await temporal.execute(
+            ts.client,
+            workflow_id(pupil),
+            PupilJourney.record_note,
+            RecordNoteInput(TEACHER, f"note {n}: reads more"),
         )
     state = await until_delivered(ts.client, pupil)
     for _ in range(100):  # the projection runs beside the letters
@@ -411,8 +430,8 @@ async def test_a_journey_starts_with_its_memo_and_writes_it_only_when_its_state_
     # The start request carries the memo (monitoring__observing), so the first workflow task
     # has no memo to write; opening School Action moves the machine state and writes it once.
     pupil = new_pupil()
-    state = await starter.start_journey(ts.client, ts.settings, start_cmd(pupil))
-    handle = ts.client.get_workflow_handle(f"pupil-{pupil}")
+    state = await temporal.start(ts.client, ts.settings, start_cmd(pupil), workflow_id(pupil))
+    handle = ts.client.get_workflow_handle(workflow_id(pupil))
 
     def memo_writes(events: list) -> int:
         kind = EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED
@@ -437,7 +456,7 @@ async def test_deadline_notices_to_staff_go_ahead_of_letters_in_the_activity_que
     await open_school_action(ts, pupil)
     await ts.env.sleep(timedelta(weeks=13, days=9))
     await until_delivered(ts.client, pupil)
-    history = await ts.client.get_workflow_handle(f"pupil-{pupil}").fetch_history()
+    history = await ts.client.get_workflow_handle(workflow_id(pupil)).fetch_history()
 
     priority: dict[str, set[int]] = {}
     for event in history.events:

@@ -5,16 +5,17 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-import starter
 from activities.mail import SmtpSettings
-from domain.commands import OpenSchoolActionInput
+from domain.commands import OpenSchoolActionInput, RecordNoteInput
 from domain.model import Trigger
 from journeys import PARENTS, SENCO, iep, new_pupil, start_cmd, state_of
 from records.db import make_engine, migrate, sessions
 from records.models import Contact
+from service import temporal
 from settings import Settings
 from smtp_sink import SmtpServer, free_port
 from worker import build_worker
+from workflows.pupil_journey import PupilJourney, workflow_id
 
 
 async def test_letters_wait_for_the_mail_server_and_arrive_once(dev_env, tmp_path) -> None:
@@ -41,14 +42,14 @@ async def test_letters_wait_for_the_mail_server_and_arrive_once(dev_env, tmp_pat
     pupil = new_pupil()
     try:
         async with build_worker(dev_env.client, settings):
-            await starter.start_journey(dev_env.client, settings, start_cmd(pupil))
-            await starter.act(
+            await temporal.start(dev_env.client, settings, start_cmd(pupil), workflow_id(pupil))
+            await temporal.execute(
                 dev_env.client,
-                pupil,
-                "open_school_action",
+                workflow_id(pupil),
+                PupilJourney.open_school_action,
                 OpenSchoolActionInput(SENCO, [Trigger.SA_PROGRESS], "little progress", iep()),
             )
-            handle = dev_env.client.get_workflow_handle(f"pupil-{pupil}")
+            handle = dev_env.client.get_workflow_handle(workflow_id(pupil))
             # the first letter's activity retries with backoff while the server is down
             attempts = 0
             for _ in range(100):
@@ -59,11 +60,11 @@ async def test_letters_wait_for_the_mail_server_and_arrive_once(dev_env, tmp_pat
                 await asyncio.sleep(0.2)
             assert attempts >= 3
             # ... and school actions are still accepted meanwhile
-            await starter.act(
+            await temporal.execute(
                 dev_env.client,
-                pupil,
-                "record_note",
-                starter.RecordNoteInput(SENCO, "parents phoned; letter to follow"),
+                workflow_id(pupil),
+                PupilJourney.record_note,
+                RecordNoteInput(SENCO, "parents phoned; letter to follow"),
             )
 
             server.start()

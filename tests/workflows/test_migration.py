@@ -15,7 +15,6 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-import starter
 from domain.model import Actor, EntryKind, JourneyState, Role, SenType, Stage
 from journeys import (
     PARENTS,
@@ -28,6 +27,8 @@ from journeys import (
 from records import reports
 from records.db import make_engine
 from reform import migration
+from service import temporal
+from workflows.pupil_journey import workflow_id
 
 ADMIN = Actor("admin-1", Role.ADMIN)
 SENFLOW = str(Path(sys.executable).parent / "senflow")
@@ -45,7 +46,10 @@ async def population(dev, schools: list[str]) -> dict[str, str]:  # type: ignore
     kinds: dict[str, str] = {}
     for school in schools:
         tag = school[-1]
-        await starter.start_journey(client, settings, start_cmd(f"mon-{tag}", school_id=school))
+        pupil = f"mon-{tag}"
+        await temporal.start(
+            client, settings, start_cmd(pupil, school_id=school), workflow_id(pupil)
+        )
         kinds[f"mon-{tag}"] = "monitoring"
         for i in range(2):
             await at_school_action(client, settings, f"sa{i}-{tag}", school)
@@ -64,7 +68,7 @@ async def states(client, pupils) -> dict[str, JourneyState]:  # type: ignore[no-
 async def history_lengths(client, pupils) -> dict[str, int]:  # type: ignore[no-untyped-def]
     lengths = {}
     for p in pupils:
-        history = await client.get_workflow_handle(f"pupil-{p}").fetch_history()
+        history = await client.get_workflow_handle(workflow_id(p)).fetch_history()
         lengths[p] = len(history.events)
     return lengths
 
@@ -72,7 +76,7 @@ async def history_lengths(client, pupils) -> dict[str, int]:  # type: ignore[no-
 async def listed(client, schools: list[str], count: int) -> None:  # type: ignore[no-untyped-def]
     """Visibility is eventually consistent: wait until every journey is listed."""
     for _ in range(100):
-        found = [j for s in schools for j in await starter.list_journeys(client, school=s)]
+        found = [j for s in schools for j in await temporal.listing(client, school=s)]
         if len(found) == count:
             return
         await asyncio.sleep(0.1)
@@ -191,5 +195,5 @@ async def test_a_mixed_population_moves_once_even_when_killed_half_way(dev) -> N
         ("ehc_needs_assessment", "K"): 1,
     }
     assert Stage.EHC_NEEDS_ASSESSMENT.value in {
-        j.stage for j in await starter.list_journeys(client, school=schools[0])
+        j.stage for j in await temporal.listing(client, school=schools[0])
     }

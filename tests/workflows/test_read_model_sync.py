@@ -6,13 +6,14 @@ import asyncio
 
 from sqlalchemy import select, update
 
-import starter
 from domain.commands import CloseInput, OpenSchoolActionInput, RecordReviewInput, ReferInput
 from domain.model import CloseReason, ReviewOutcome, SpecialistKind, Trigger
 from journeys import SENCO, iep, new_pupil, progress, start_cmd, state_of
 from records import models as m
 from records.db import make_engine, sessions
 from records.sync import read_journeys, rebuild, verify
+from service import temporal
+from workflows.pupil_journey import PupilJourney, workflow_id
 
 
 def dump(engine) -> dict[str, list[tuple]]:
@@ -39,19 +40,22 @@ async def settled(dev, pupils: list[str]) -> None:
 async def test_verify_finds_a_corrupted_row_and_rebuild_restores_it(dev) -> None:
     pupils = [new_pupil() for _ in range(3)]
     for i, pupil in enumerate(pupils):
-        await starter.start_journey(
-            dev.client, dev.settings, start_cmd(pupil, school_id=f"school-{i % 2}")
-        )
-        await starter.act(
+        await temporal.start(
             dev.client,
-            pupil,
-            "open_school_action",
+            dev.settings,
+            start_cmd(pupil, school_id=f"school-{i % 2}"),
+            workflow_id(pupil),
+        )
+        await temporal.execute(
+            dev.client,
+            workflow_id(pupil),
+            PupilJourney.open_school_action,
             OpenSchoolActionInput(SENCO, [Trigger.SA_PROGRESS], "little progress", iep()),
         )
-    await starter.act(
+    await temporal.execute(
         dev.client,
-        pupils[1],
-        "record_review",
+        workflow_id(pupils[1]),
+        PupilJourney.record_review,
         RecordReviewInput(
             SENCO,
             ReviewOutcome.ESCALATE,
@@ -61,16 +65,16 @@ async def test_verify_finds_a_corrupted_row_and_rebuild_restores_it(dev) -> None
             [Trigger.AP_LITERACY_MATHS],
         ),
     )
-    await starter.act(
+    await temporal.execute(
         dev.client,
-        pupils[1],
-        "refer",
+        workflow_id(pupils[1]),
+        PupilJourney.refer,
         ReferInput(SENCO, SpecialistKind.SPEECH_AND_LANGUAGE, "salt-1", "expressive language?"),
     )
-    await starter.act(
+    await temporal.execute(
         dev.client,
-        pupils[2],
-        "close",
+        workflow_id(pupils[2]),
+        PupilJourney.close,
         CloseInput(SENCO, CloseReason.LEFT_SCHOOL, "family moved abroad"),
     )
     await settled(dev, pupils[:2])

@@ -11,11 +11,12 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import WorkerTuner
 
-import starter
 import worker
 from journeys import new_pupil, start_cmd, until_delivered, worker_settings
+from service import temporal
 from settings import Settings
 from tests.workflows.test_journey_behaviour import open_started
+from workflows.pupil_journey import workflow_id
 
 
 def test_fixed_slots_unless_a_cpu_target_is_set() -> None:
@@ -46,7 +47,7 @@ async def test_a_worker_with_resource_based_activity_slots_delivers(
     client = Client(**ts_env.client.config())
     pupil = new_pupil()
     async with worker.build_worker(client, settings):
-        await starter.start_journey(client, settings, start_cmd(pupil))
+        await temporal.start(client, settings, start_cmd(pupil), workflow_id(pupil))
         await open_started(SimpleNamespace(client=client), pupil)
         state = await until_delivered(client, pupil)
     assert state.projected_step == state.step and not state.outbox
