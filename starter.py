@@ -113,8 +113,8 @@ class Session:
             return str(args.journey)
         if not getattr(args, "pupil", None):
             raise Refused("name the pupil (its reference, with --school if you have several)")
-        view = self.get(f"/pupils/{quote(args.pupil, safe='')}", school=args.school)
-        return str(view["journey_id"])
+        found = self.get(f"/pupils/{quote(args.pupil, safe='')}/journey", school=args.school)
+        return str(found["journey_id"])
 
 
 def _answer(response: httpx.Response) -> Any:

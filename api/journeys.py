@@ -97,6 +97,14 @@ def router() -> APIRouter:
         journey_id = await journeys.locate(svc, principal, reference, school)
         return view(journey_id, await journeys.show(svc, principal, journey_id))
 
+    @r.get("/pupils/{reference}/journey", response_model=s.JourneyRef, tags=["journeys"])
+    async def find_id(
+        reference: RefId, principal: Caller, svc: SvcDep, school: SettingId | None = None
+    ) -> Any:
+        """Only the journey id a setting's pupil reference means for you (a specialist finds
+        the pupils referred to them this way)."""
+        return s.JourneyRef(journey_id=await journeys.locate(svc, principal, reference, school))
+
     @r.get("/journeys/{journey_id}", response_model=s.JourneyView, tags=["journeys"])
     async def show(journey_id: JourneyId, principal: Caller, svc: SvcDep) -> Any:
         return view(journey_id, await journeys.show(svc, principal, journey_id))

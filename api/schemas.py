@@ -185,6 +185,10 @@ class JourneyView(BaseModel):
     runs: int
 
 
+class JourneyRef(BaseModel):
+    journey_id: str
+
+
 class JourneyListingView(BaseModel):
     journey_id: str
     pupil: str

@@ -117,9 +117,9 @@ async def fetch_runs(
     return runs
 
 
-async def archived_journey_ids() -> list[str]:
+async def archived_journey_ids(archive: HistoryArchive | None = None) -> list[str]:
     """Workflow ids the archive holds (for ``--all``: journeys Temporal may have deleted)."""
-    archive = await asyncio.to_thread(default_archive)
+    archive = archive or await asyncio.to_thread(default_archive)
     return [] if archive is None else await asyncio.to_thread(archive.journey_ids)
 
 

@@ -73,13 +73,11 @@ async def _replay(args: argparse.Namespace, settings: Settings) -> int:
         runs += trail_module.load_histories(Path(name).read_text(), Path(name).stem)
     converter = settings.data_converter()  # encrypted histories need the keys
     if args.all:
-        trail_module.use_archive(
-            lambda: archive_reader(settings.database_url, settings.archive_url)
-        )
         client = await _client(settings)
         converter = client.data_converter
-        for journey_id in await temporal.all_journey_ids(client):
-            runs += await temporal.runs(client, journey_id)
+        archive = archive_reader(settings.database_url, settings.archive_url)
+        for journey_id in await temporal.all_journey_ids(client, archive):
+            runs += await temporal.runs(client, journey_id, archive)
     if not runs:
         raise Refused("nothing to replay: give FILE... or --all")
     outcomes = await replay_runs(runs, converter)

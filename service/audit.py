@@ -3,6 +3,7 @@ the raw export — for journeys of the auditor's settings only."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -39,7 +40,8 @@ async def audit_all(svc: Services, principal: Principal) -> list[Record]:
     require(principal, Permission.READ_HISTORY)
     client = await svc.client()
     records = []
-    for journey_id in await temporal.all_journey_ids(client):
+    archive = await asyncio.to_thread(svc.archive)
+    for journey_id in await temporal.all_journey_ids(client, archive):
         try:
             records.append(await record(svc, principal, journey_id))
         except NotFound:
@@ -49,13 +51,14 @@ async def audit_all(svc: Services, principal: Principal) -> list[Record]:
 
 async def _trail(svc: Services, principal: Principal, journey_id: str) -> trail_module.Trail:
     require(principal, Permission.READ_HISTORY)
+    archive = await asyncio.to_thread(svc.archive)
     try:
         await reach(svc, principal, journey_id, Permission.READ_HISTORY)
     except NotFound:
         # Temporal may have deleted a closed journey that only the archive holds: its own
         # recorded state says whose it was.
-        trail = await temporal.trail(await svc.client(), journey_id)
+        trail = await temporal.trail(await svc.client(), journey_id, archive)
         if not principal.reaches(trail.state.school_id):
             raise
         return trail
-    return await temporal.trail(await svc.client(), journey_id)
+    return await temporal.trail(await svc.client(), journey_id, archive)

@@ -9,6 +9,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
 from access.store import Authenticator
+from archive.store import archive_reader
+from audit.trail import HistoryArchive
 from records.db import make_engine, sessions
 from service.errors import Unreachable
 from settings import Settings, connect
@@ -26,6 +28,15 @@ class Services:
         self._lock = asyncio.Lock()
         self.factory = factory or sessions(make_engine(settings.database_url))
         self.authenticator = Authenticator(self.factory)
+        self._archive: list[HistoryArchive | None] = []
+
+    def archive(self) -> HistoryArchive | None:
+        """Closed runs' histories Temporal has deleted (opened on first use; None without one)."""
+        if not self._archive:
+            self._archive.append(
+                archive_reader(self.settings.database_url, self.settings.archive_url)
+            )
+        return self._archive[0]
 
     async def client(self) -> Client:
         if self._client is None:

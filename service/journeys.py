@@ -192,6 +192,8 @@ async def locate(
     """The journey id a setting's pupil reference means, for this caller. A caller with
     several settings names the setting; another setting's pupil is simply not found."""
     check_opaque_id(reference, "pupil reference")
+    if principal.role is Role.PARENT:  # a reply code reaches its one journey, found by id
+        raise NotFound("no such journey")
     if principal.role is Role.SPECIALIST:
         return await _referred(svc, principal, reference, school)
     if school is None:

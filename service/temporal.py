@@ -231,18 +231,22 @@ def _quoted(value: str) -> str:
 # -- histories ---------------------------------------------------------------------------------
 
 
-async def runs(client: Client, journey_id: str) -> list[trail_module.Run]:
+async def runs(
+    client: Client, journey_id: str, archive: trail_module.HistoryArchive | None = None
+) -> list[trail_module.Run]:
     """Every run of the journey, from Temporal or (once deleted there) the archive."""
     check_opaque_id(journey_id, "journey id")
     try:
-        return await trail_module.fetch_runs(client, journey_id)
+        return await trail_module.fetch_runs(client, journey_id, archive)
     except RPCError as err:
         raise translate(err) from None
 
 
-async def trail(client: Client, journey_id: str) -> trail_module.Trail:
+async def trail(
+    client: Client, journey_id: str, archive: trail_module.HistoryArchive | None = None
+) -> trail_module.Trail:
     """The journey folded from its recorded histories (what auditors read)."""
-    found = await runs(client, journey_id)
+    found = await runs(client, journey_id, archive)
     try:
         return await trail_module.trail_from_runs(client.data_converter, journey_id, found)
     except ValueError as err:
@@ -252,7 +256,9 @@ async def trail(client: Client, journey_id: str) -> trail_module.Trail:
         ) from None
 
 
-async def all_journey_ids(client: Client) -> list[str]:
+async def all_journey_ids(
+    client: Client, archive: trail_module.HistoryArchive | None = None
+) -> list[str]:
     """Every journey Temporal knows, open or closed, and every one only the archive holds."""
     ids = set()
     try:
@@ -260,7 +266,7 @@ async def all_journey_ids(client: Client) -> list[str]:
             ids.add(wf.id)
     except RPCError as err:
         raise translate(err) from None
-    ids.update(await trail_module.archived_journey_ids())
+    ids.update(await trail_module.archived_journey_ids(archive))
     return sorted(ids)
 
 

@@ -30,7 +30,12 @@ PACKAGES = (
 )
 MODULES = ("starter", "worker", "devserver", "settings")
 #: The CLI's own tests may drive it in-process.
-CLI_TESTS = {"tests/test_cli.py", "tests/test_docs.py", "tests/faults/test_hostile_input.py"}
+CLI_TESTS = {
+    "tests/test_cli.py",
+    "tests/test_docs.py",
+    "tests/audit/test_audit.py",  # the replay command
+    "tests/faults/test_hostile_input.py",
+}
 
 
 def _module_name(path: Path) -> str:

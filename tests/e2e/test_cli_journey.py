@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from stack import senflow_up
 
 SENFLOW = str(Path(sys.executable).parent / "senflow")

@@ -10,7 +10,6 @@ from datetime import date
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
-import starter
 from domain.commands import (
     AssessmentCompletedInput,
     ParentRespondedInput,
@@ -20,6 +19,7 @@ from domain.commands import (
 from domain.model import Actor, EntryKind, ParentReply, Role
 from journeys import PARENTS, TEACHER, at_school_action, new_pupil, start_cmd, state_of
 from service import temporal
+from service.journeys import with_date_of_birth
 from workflows.pupil_journey import PupilJourney, workflow_id
 
 
@@ -106,4 +106,4 @@ async def test_an_assessment_from_a_named_sender_is_rejected_without_the_name(ts
 
 def test_a_date_of_birth_in_the_future_is_refused() -> None:
     with pytest.raises(Refused, match="future"):
-        starter.with_date_of_birth(start_cmd("p1"), date(2031, 1, 1), date(2026, 11, 25))
+        with_date_of_birth(start_cmd("p1"), date(2031, 1, 1), date(2026, 11, 25))
