@@ -26,7 +26,7 @@ import httpx
 from api import cli as api_cli
 from archive import cli as archive_cli
 from cli import ops, output
-from domain.commands import Refused
+from domain.commands import Refused, check_opaque_id
 from domain.model import (
     CloseReason,
     ParentReply,
@@ -50,6 +50,9 @@ Body = dict[str, Any]
 
 class NotSignedIn(Exception):
     pass
+
+
+UsageError = ops.UsageError  # what argparse cannot see: the command's words are off (exit 2)
 
 
 # -- the signed-in session -------------------------------------------------------------------
@@ -110,9 +113,13 @@ class Session:
     def journey_id(self, args: argparse.Namespace) -> str:
         """The journey the command means: --journey, or the pupil reference (and --school)."""
         if getattr(args, "journey", None):
+            check_opaque_id(args.journey, "journey id")
             return str(args.journey)
         if not getattr(args, "pupil", None):
-            raise Refused("name the pupil (its reference, with --school if you have several)")
+            raise UsageError("name the pupil (its reference; --school if you have several)")
+        check_opaque_id(args.pupil, "pupil reference")
+        if args.school is not None:
+            check_opaque_id(args.school, "setting id")
         found = self.get(f"/pupils/{quote(args.pupil, safe='')}/journey", school=args.school)
         return str(found["journey_id"])
 
@@ -398,6 +405,11 @@ def _who(args: argparse.Namespace) -> str:
 
 
 def run_start(args: argparse.Namespace, api: Session) -> int:
+    check_opaque_id(args.pupil, "pupil reference")
+    check_opaque_id(args.school, "school id")
+    check_opaque_id(args.senco, "senco id")
+    for parent in args.parent:
+        check_opaque_id(parent, "parent id")
     body: Body = {
         "pupil_id": args.pupil,
         "school_id": args.school,
@@ -415,9 +427,13 @@ def run_start(args: argparse.Namespace, api: Session) -> int:
 
 def run_show(args: argparse.Namespace, api: Session) -> int:
     if args.journey:
+        check_opaque_id(args.journey, "journey id")
         view = api.get(f"/journeys/{args.journey}")
+    elif args.pupil:
+        check_opaque_id(args.pupil, "pupil reference")
+        view = api.get(f"/pupils/{args.pupil}", school=args.school)
     else:
-        view = api.get(f"/pupils/{quote(args.pupil, safe='')}", school=args.school)
+        raise UsageError("show PUPIL (--school S when you act for several), or --journey ID")
     output.show(args, view, output.view_text(view))
     return 0
 
@@ -473,7 +489,7 @@ def run_export(args: argparse.Namespace, api: Session) -> int:
 
 def run_audit(args: argparse.Namespace, api: Session) -> int:
     if bool(args.pupil or args.journey) == bool(args.all):
-        raise Refused("audit PUPIL (or --journey ID), or audit --all")
+        raise UsageError("audit PUPIL (or --journey ID), or audit --all")
     if args.all:
         rows = api.get("/audit")
     else:
@@ -498,6 +514,8 @@ def run_audit(args: argparse.Namespace, api: Session) -> int:
 
 
 def run_list(args: argparse.Namespace, api: Session) -> int:
+    if args.school is not None:
+        check_opaque_id(args.school, "school id")
     rows = api.get(
         "/journeys",
         stage=args.stage,
@@ -552,7 +570,7 @@ def run_users(args: argparse.Namespace, api: Session) -> int:
         return 0
     if args.action == "add":
         if args.role is None or not args.user:
-            raise Refused("users add USER --role ROLE [--school S ...] [--email ADDRESS]")
+            raise UsageError("users add USER --role ROLE [--school S ...] [--email ADDRESS]")
         body = {
             "user_id": args.user,
             "role": args.role,
@@ -561,7 +579,7 @@ def run_users(args: argparse.Namespace, api: Session) -> int:
         }
         issued = api.post("/users", body)
     elif not args.user:
-        raise Refused(f"users {args.action} USER")
+        raise UsageError(f"users {args.action} USER")
     elif args.action == "token":
         issued = api.post(f"/users/{quote(args.user, safe='')}/tokens")
     else:
@@ -859,6 +877,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         token = os.environ.get("SENFLOW_TOKEN") or _stored().get("token")
         code = args.client(args, Session(api_url(settings), token))
         return code
+    except UsageError as err:
+        sys.stderr.write(f"senflow {args.command}: error: {err}\n")
+        return 2
     except (Refused, NotFound, NotSignedIn) as err:
         sys.stderr.write(f"refused: {err}\n")
         return 1

@@ -51,6 +51,10 @@ from service.journeys import SIGNED_IN
 from settings import Settings, connect
 
 
+class UsageError(Exception):
+    """The command's words are off (exit 2), where argparse cannot tell."""
+
+
 async def _client(settings: Settings) -> Any:
     try:
         return await connect(settings)
@@ -102,7 +106,7 @@ def contacts(args: argparse.Namespace, settings: Settings) -> int:
     factory = sessions(make_engine(settings.database_url))
     if args.action == "add":
         if not args.contact_id or args.contact_role is None or not args.name:
-            raise Refused("contacts add ID --contact-role ROLE --name NAME [--email ADDRESS]")
+            raise UsageError("contacts add ID --contact-role ROLE --name NAME [--email ADDRESS]")
         check_opaque_id(args.contact_id, "contact id")
         email = check_email(args.email) if args.email else None
         with factory.begin() as session:

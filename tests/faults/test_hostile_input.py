@@ -20,8 +20,10 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import pytest_asyncio
 from temporalio.api.enums.v1 import EventType
@@ -29,6 +31,8 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 import starter
+from access import store
+from devserver import find_binary
 from domain.commands import (
     CloseInput,
     OpenSchoolActionInput,
@@ -43,6 +47,7 @@ from domain.model import (
     EntryKind,
     ParentReply,
     ReviewOutcome,
+    Role,
     SpecialistKind,
     Trigger,
 )
@@ -58,9 +63,11 @@ from faultkit import (
     until,
 )
 from journeys import SENCO, TEACHER, iep, progress, start_cmd
+from records.db import make_engine, sessions
 from service import temporal
 from service.errors import NotFound
 from settings import Settings
+from smtp_sink import free_port
 from workflows.pupil_journey import PupilJourney, workflow_id
 
 Ids = dict[str, str]
@@ -139,7 +146,7 @@ class Case:
 
 
 MALFORMED = "Failed decoding arguments"
-NOT_OPEN = "no open journey"  # the CLI's words
+NOT_OPEN = "no such journey"  # the CLI's words: another school's pupil is answered the same
 NO_SUCH = "no such journey"  # service.temporal's
 
 #: Every update, refused. Reasons are the domain's words (or the SDK's, for a payload that is
@@ -841,60 +848,51 @@ class CliCase:
     argv: list[str]
     status: int
     stderr: str
+    #: who the CLI is signed in as (their token in SENFLOW_TOKEN); None: nobody
+    user: str | None = "senco-1"
 
 
-SENCO_ARGS = ["--actor", "senco-1", "--role", "senco"]
 IEP_ARGS = ["--target", "t::c", "--strategy", "s", "--provision", "p", "--responsible", "teacher-1"]
+TEACHER_USER = "teacher-1"
 
 
 def cli_cases(p: dict[str, Prepared]) -> list[CliCase]:
     mon, sa, ap = p["monitoring"].pupil, p["school_action"].pupil, p["action_plus"].pupil
-    start = ["start", "new-1", "--school", "s1", "--senco", "senco-1", "--parent", "parent-a"]
-    teacher = ["--actor", "teacher-1", "--role", "class_teacher"]
+    start = ["start", "new-1", "--school", "school-1", "--senco", "senco-1", "--parent", "parent-a"]
     return [
-        CliCase([*start, "--concern", "", *teacher], 1, "describe the concern"),
+        CliCase([*start, "--concern", ""], 1, "describe the concern", TEACHER_USER),
+        CliCase([*start, "--concern", "c"], 1, "a specialist may not start a journey", "ep-7"),
+        CliCase([*start, "--concern", "c"], 1, "not signed in", None),
         CliCase(
-            [*start, "--concern", "c", "--actor", "mum", "--role", "parent"],
-            1,
-            "only a SENCO or class teacher",
+            [*start[:1], "../x", *start[2:], "--concern", "c"], 1, "opaque reference", TEACHER_USER
         ),
         CliCase(
-            [
-                "start",
-                "../x",
-                "--school",
-                "s1",
-                "--senco",
-                "senco-1",
-                "--parent",
-                "p",
-                "--concern",
-                "c",
-                *teacher,
-            ],
-            1,
-            "opaque reference",
-        ),
-        CliCase(
-            [*start, "--parent", "Jane Smith", "--concern", "c", *teacher],
+            [*start, "--parent", "Jane Smith", "--concern", "c"],
             1,
             "parent id must be an opaque",
+            TEACHER_USER,
         ),
         CliCase(
-            [*start, "--concern", "c", "--date-of-birth", "2019-02-30", *teacher], 2, "not a date"
+            [*start, "--concern", "c", "--date-of-birth", "2019-02-30"],
+            2,
+            "not a date",
+            TEACHER_USER,
         ),
         CliCase(
-            [*start, "--concern", "c", "--actor", "t", "--role", "headteacher"], 2, "not one of"
+            [*start, "--concern", "c", "--actor", "t", "--role", "headteacher"],
+            2,
+            "unrecognized arguments",
+            TEACHER_USER,
         ),
-        CliCase([*start, "--concern", "c", "--policy", "lenient", *teacher], 2, "invalid choice"),
+        CliCase(
+            [*start, "--concern", "c", "--policy", "lenient"], 2, "invalid choice", TEACHER_USER
+        ),
         CliCase(["start", "x", "--concern", "c"], 2, "required"),
-        CliCase(["open-school-action", mon, *SENCO_ARGS, "--trigger", "SA-MAGIC"], 2, "not one of"),
+        CliCase(["open-school-action", mon, "--trigger", "SA-MAGIC"], 2, "not one of"),
+        CliCase(["open-school-action", mon, "--target", "no criterion"], 2, "target is"),
+        CliCase(["open-school-action", mon, "--trigger", "SA-PROGRESS"], 1, "not signed in", None),
         CliCase(
-            ["open-school-action", mon, *SENCO_ARGS, "--target", "no criterion"], 2, "target is"
-        ),
-        CliCase(["open-school-action", mon, "--trigger", "SA-PROGRESS"], 2, "say who you are"),
-        CliCase(
-            ["open-school-action", mon, *SENCO_ARGS, "--trigger", "SA-PROGRESS", "--evidence", "e"],
+            ["open-school-action", mon, "--trigger", "SA-PROGRESS", "--evidence", "e"],
             1,
             "an IEP needs at least one target",
         ),
@@ -902,7 +900,6 @@ def cli_cases(p: dict[str, Prepared]) -> list[CliCase]:
             [
                 "open-school-action",
                 mon,
-                *SENCO_ARGS,
                 "--trigger",
                 "AP-PROGRESS-LONG",
                 "--evidence",
@@ -916,7 +913,6 @@ def cli_cases(p: dict[str, Prepared]) -> list[CliCase]:
             [
                 "open-school-action",
                 mon,
-                *SENCO_ARGS,
                 "--trigger",
                 "SA-PROGRESS",
                 "--evidence",
@@ -932,7 +928,6 @@ def cli_cases(p: dict[str, Prepared]) -> list[CliCase]:
             [
                 "open-school-action",
                 "nobody-x",
-                *SENCO_ARGS,
                 "--trigger",
                 "SA-PROGRESS",
                 "--evidence",
@@ -942,24 +937,17 @@ def cli_cases(p: dict[str, Prepared]) -> list[CliCase]:
             1,
             NOT_OPEN,
         ),
+        # a specialist knows a pupil only through a referral to them: no such journey for them
+        CliCase(["note", mon, "--school", "school-1", "--note", "n"], 1, NOT_OPEN, "ep-7"),
+        CliCase(["note", mon, "--note", "n"], 1, "an? auditor may not record notes", "auditor-1"),
+        CliCase(["review", sa, "--outcome", "sideways"], 2, "not one of"),
         CliCase(
-            ["note", mon, "--note", "n", "--actor", "mum", "--role", "parent"],
-            1,
-            "only a SENCO or class teacher",
-        ),
-        CliCase(
-            ["note", mon, "--note", "n", "--actor", "a", "--role", "auditor"],
-            1,
-            "only a SENCO or class teacher",
-        ),
-        CliCase(["review", sa, *SENCO_ARGS, "--outcome", "sideways"], 2, "not one of"),
-        CliCase(
-            ["review", sa, *SENCO_ARGS, "--outcome", "continue", "--progress", "zero:fine"],
+            ["review", sa, "--outcome", "continue", "--progress", "zero:fine"],
             2,
             "progress is",
         ),
         CliCase(
-            ["review", sa, *SENCO_ARGS, "--outcome", "continue", "--progress", "0:fine"],
+            ["review", sa, "--outcome", "continue", "--progress", "0:fine"],
             1,
             "record progress once for each",
         ),
@@ -967,7 +955,6 @@ def cli_cases(p: dict[str, Prepared]) -> list[CliCase]:
             [
                 "review",
                 sa,
-                *SENCO_ARGS,
                 "--outcome",
                 "close",
                 "--progress",
@@ -979,24 +966,15 @@ def cli_cases(p: dict[str, Prepared]) -> list[CliCase]:
             "say why the journey closes",
         ),
         CliCase(
-            [
-                "escalate",
-                sa,
-                *teacher,
-                "--trigger",
-                "AP-PROGRESS-LONG",
-                "--evidence",
-                "e",
-                *IEP_ARGS,
-            ],
+            ["escalate", sa, "--trigger", "AP-PROGRESS-LONG", "--evidence", "e", *IEP_ARGS],
             1,
-            "only a SENCO",
+            "may not take this decision \\(a SENCO's\\)",
+            TEACHER_USER,
         ),
         CliCase(
             [
                 "refer",
                 ap,
-                *SENCO_ARGS,
                 "--kind",
                 "astrologer",
                 "--specialist",
@@ -1011,7 +989,6 @@ def cli_cases(p: dict[str, Prepared]) -> list[CliCase]:
             [
                 "refer",
                 ap,
-                *SENCO_ARGS,
                 "--kind",
                 "camhs",
                 "--specialist",
@@ -1020,21 +997,21 @@ def cli_cases(p: dict[str, Prepared]) -> list[CliCase]:
                 "q",
             ],
             1,
-            "specialist id must be an opaque",
+            "specialist_id: String should match pattern",
         ),
         CliCase(
-            ["refer", sa, *SENCO_ARGS, "--kind", "camhs", "--specialist", "c-1", "--question", "q"],
+            ["refer", sa, "--kind", "camhs", "--specialist", "c-1", "--question", "q"],
             1,
             "cannot refer",
         ),
         CliCase(
-            ["request-statutory-assessment", ap, *SENCO_ARGS, "--evidence", "e"],
+            ["request-statutory-assessment", ap, "--evidence", "e"],
             1,
             "completed specialist assessment",
         ),
-        CliCase(["step-down", mon, *SENCO_ARGS, "--reason", "r"], 1, "cannot step down"),
-        CliCase(["close", sa, *SENCO_ARGS, "--close-reason", "bored"], 2, "not one of"),
-        CliCase(["close", sa, *SENCO_ARGS, "--close-reason", "needs_met"], 1, "give a reason"),
+        CliCase(["step-down", mon, "--reason", "r"], 1, "cannot step down"),
+        CliCase(["close", sa, "--close-reason", "bored"], 2, "not one of"),
+        CliCase(["close", sa, "--close-reason", "needs_met"], 1, "give a reason"),
         CliCase(
             [
                 "parent-response",
@@ -1043,8 +1020,6 @@ def cli_cases(p: dict[str, Prepared]) -> list[CliCase]:
                 "c",
                 "--reply",
                 "maybe",
-                "--actor",
-                "parent-a",
             ],
             2,
             "not one of",
@@ -1057,8 +1032,6 @@ def cli_cases(p: dict[str, Prepared]) -> list[CliCase]:
                 "c",
                 "--reply",
                 "agree",
-                "--actor",
-                "parent-a",
             ],
             1,
             "opaque reference",
@@ -1067,21 +1040,22 @@ def cli_cases(p: dict[str, Prepared]) -> list[CliCase]:
             [
                 "assessment-completed",
                 "nobody-x",
+                "--school",
+                "school-1",
                 "--referral",
                 "r",
                 "--summary",
                 "s",
-                "--actor",
-                "ep-7",
             ],
             1,
             NOT_OPEN,
+            "ep-7",
         ),
         CliCase(["show", "nobody-x"], 1, NOT_OPEN),
         CliCase(["show", "a;b"], 1, "opaque reference"),
         CliCase(["history", "a b"], 1, "opaque reference"),
         CliCase(["export", "../x", "-o", "/dev/null"], 1, "opaque reference"),
-        CliCase(["audit"], 2, "audit PUPIL, or audit --all"),
+        CliCase(["audit"], 2, "audit PUPIL"),
         CliCase(["replay"], 1, "nothing to replay"),
         CliCase(["list", "--stage", "nowhere"], 2, "not one of"),
         CliCase(["list", "--school", "x' OR '1'='1"], 1, "school id must be an opaque"),
@@ -1097,17 +1071,57 @@ def cli_cases(p: dict[str, Prepared]) -> list[CliCase]:
     ]
 
 
+#: The CLI's users here: (role, settings). The prepared journeys are at school-1.
+CLI_USERS = {
+    "senco-1": (Role.SENCO, ["school-1"]),
+    "teacher-1": (Role.CLASS_TEACHER, ["school-1"]),
+    "ep-7": (Role.SPECIALIST, []),
+    "auditor-1": (Role.AUDITOR, ["school-1"]),
+}
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def cli_api(
+    world: World, module_procs: Processes
+) -> AsyncIterator[tuple[str, dict[str, str]]]:
+    """`senflow api` beside the world's worker, and a token for each of the CLI's users."""
+    factory = sessions(make_engine(world.config.database_url))
+    tokens = {}
+    with factory.begin() as session:
+        for user, (role, schools) in CLI_USERS.items():
+            tokens[user] = store.add_user(session, user, role, schools, datetime.now(UTC))
+    port = free_port()
+    env = {**world.config.env(), "SENFLOW_API_PORT": str(port)}
+    proc = module_procs.start("api", [find_binary("senflow"), "api", "--port", str(port)], env)
+    url = f"http://127.0.0.1:{port}"
+
+    async def serving() -> bool:
+        if not proc.alive():
+            raise AssertionError(f"the API exited:\n{proc.output()[-3000:]}")
+        try:
+            async with httpx.AsyncClient() as http:
+                return (await http.get(f"{url}/healthz")).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    await until(serving, 60, "the API to serve")
+    yield url, tokens
+
+
 async def test_every_cli_command_refuses_bad_input_with_a_reason_and_the_right_exit_status(
     world: World,
+    cli_api: tuple[str, dict[str, str]],
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     figures: dict[str, Any],
+    tmp_path: Path,
 ) -> None:
+    url, tokens = cli_api
     for name, value in world.config.env().items():
         if name.startswith(("SENFLOW_", "TEMPORAL_")):
             monkeypatch.setenv(name, value)
-    monkeypatch.delenv("SENFLOW_ACTOR", raising=False)
-    monkeypatch.delenv("SENFLOW_ROLE", raising=False)
+    monkeypatch.setenv("SENFLOW_API_URL", url)
+    monkeypatch.setenv("SENFLOW_CONFIG_DIR", str(tmp_path / "config"))
     cases = cli_cases(world.copies[0])
     before = {
         p: await event_count(world.client, p)
@@ -1115,6 +1129,10 @@ async def test_every_cli_command_refuses_bad_input_with_a_reason_and_the_right_e
     }
     wrong = []
     for case in cases:
+        if case.user is None:
+            monkeypatch.delenv("SENFLOW_TOKEN", raising=False)
+        else:
+            monkeypatch.setenv("SENFLOW_TOKEN", tokens[case.user])
         try:
             status = await asyncio.to_thread(starter.main, case.argv)
         except SystemExit as exit_:
@@ -1122,7 +1140,7 @@ async def test_every_cli_command_refuses_bad_input_with_a_reason_and_the_right_e
         err = capsys.readouterr().err
         if status != case.status or not re.search(case.stderr, err):
             wrong.append(f"{' '.join(case.argv)[:80]} -> {status}: {err.strip()[-200:]}")
-    assert wrong == []
+    assert wrong == [], "\n".join(wrong)
     after = {p: await event_count(world.client, p) for p in before}
     assert after == before
     figures["CLI invocations refused (exit 1 or 2, reason on stderr)"] = len(cases)
@@ -1174,30 +1192,33 @@ async def test_a_reply_reusing_another_replys_id_is_recorded_as_rejected(world: 
 
 
 async def test_a_date_of_birth_in_the_future_is_refused(
-    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    world: World,
+    cli_api: tuple[str, dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    url, tokens = cli_api
     for name, value in world.config.env().items():
         if name.startswith(("SENFLOW_", "TEMPORAL_")):
             monkeypatch.setenv(name, value)
+    monkeypatch.setenv("SENFLOW_API_URL", url)
+    monkeypatch.setenv("SENFLOW_TOKEN", tokens["teacher-1"])
     argv = [
         "start",
         f"future-{uuid.uuid4().hex[:6]}",
         "--school",
-        "s1",
+        "school-1",
         "--senco",
         "senco-1",
         "--parent",
         "parent-a",
         "--concern",
         "c",
-        "--actor",
-        "teacher-1",
-        "--role",
-        "class_teacher",
         "--date-of-birth",
         (date.today() + timedelta(days=400)).isoformat(),
     ]
     assert await asyncio.to_thread(starter.main, argv) == 1
+    assert "date of birth is in the future" in capsys.readouterr().err
 
 
 async def test_an_update_over_the_payload_limit_is_refused_without_failing_a_workflow_task(
