@@ -61,7 +61,8 @@ from domain.commands import (
     check_input,
     check_opaque_id,
 )
-from domain.journey import STATES, TRANSITIONS, check_start
+from domain.journey import check_start
+from domain.machine import STATES, TRANSITIONS
 from domain.model import (
     INITIAL_MACHINE_STATE,
     Actor,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import starter
-from domain.journey import STATES, TRANSITIONS
+from domain.machine import STATES, TRANSITIONS
 from settings import Settings
 
 
