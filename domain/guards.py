@@ -50,6 +50,10 @@ class Rules:
     """The machine's model: holds ``machine_state`` and the guards, which say why they refuse."""
 
     machine_state: str
+    #: Set by ``bind``: fire a trigger by name, or ask whether it may fire, with the arguments
+    #: the guards read from the event (transitions' own ``trigger`` and ``may_trigger``).
+    trigger: Callable[..., bool]
+    may_trigger: Callable[..., bool]
 
     def __init__(self, state: JourneyState) -> None:
         self.state = state

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import date, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 from domain.commands import (
     MAX_TEXT,
@@ -161,8 +161,7 @@ class Journey:
     def check(self, trigger: str, cmd: object, now: datetime) -> None:
         """Raise ``Refused`` with every reason the machine gives; change nothing."""
         self.rules.reasons = []
-        may = cast(Callable[..., bool], getattr(self.rules, f"may_{trigger}"))
-        if may(cmd=cmd, now=now):
+        if self.rules.may_trigger(trigger, cmd=cmd, now=now):
             return
         reasons = list(dict.fromkeys(self.rules.reasons))
         if not reasons:
@@ -174,7 +173,7 @@ class Journey:
 
     def _fire(self, trigger: str, cmd: object, now: datetime) -> None:
         self.check(trigger, cmd, now)
-        cast(Callable[..., bool], getattr(self.rules, trigger))(cmd=cmd, now=now)
+        self.rules.trigger(trigger, cmd=cmd, now=now)
         self._sync()
 
     # -- school actions -------------------------------------------------------------------
@@ -1021,8 +1020,8 @@ class Journey:
                         [f"The review of {iep.iep_id} is due on {iep.review_date}."],
                         self._iep_facts(iep),
                     )
-            if now >= due and self.rules.may_review_falls_due(cmd=None, now=now):  # type: ignore[attr-defined]
-                self.rules.review_falls_due(cmd=None, now=now)  # type: ignore[attr-defined]
+            if now >= due and self.rules.may_trigger("review_falls_due", cmd=None, now=now):
+                self.rules.trigger("review_falls_due", cmd=None, now=now)
                 self._sync()
                 self._entry(
                     now,
@@ -1357,8 +1356,8 @@ class Journey:
     def _settle(self, consultation: Consultation, now: datetime) -> None:
         if consultation.decides_phase:
             consultation.decides_phase = False
-            if self.rules.may_parents_settled(cmd=None, now=now):  # type: ignore[attr-defined]
-                self.rules.parents_settled(cmd=None, now=now)  # type: ignore[attr-defined]
+            if self.rules.may_trigger("parents_settled", cmd=None, now=now):
+                self.rules.trigger("parents_settled", cmd=None, now=now)
                 self._sync()
 
     def _notify_staff(

@@ -435,9 +435,10 @@ MACHINE = build_machine()
 
 
 def bind(model: object, machine_state: str) -> None:
-    """Give ``model`` the machine's ``<trigger>`` and ``may_<trigger>`` methods, at
-    ``machine_state``. ``remove_model`` straight after: the model keeps its methods (partials
-    bound to it), and the shared machine keeps no reference to any journey. From several
-    threads this only appends to and removes from ``MACHINE.models``, which no trigger reads."""
+    """Give ``model`` the machine's ``trigger(name, ...)`` and ``may_trigger(name, ...)`` (and a
+    ``<trigger>`` and ``may_<trigger>`` method per event), at ``machine_state``.
+    ``remove_model`` straight after: the model keeps its methods (partials bound to it), and the
+    shared machine keeps no reference to any journey. From several threads this only appends
+    to and removes from ``MACHINE.models``, which no trigger reads."""
     MACHINE.add_model(model, initial=machine_state)
     MACHINE.remove_model(model)
