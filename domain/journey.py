@@ -728,7 +728,9 @@ class Journey:
             },
         )
 
-    def _ehc_on_time(self, now: datetime) -> None:
+    def _ehc_deadline_timers(self, now: datetime) -> None:
+        """The statutory deadlines of an open EHC needs assessment (none while the clock is
+        paused): a warning before each, then met, lapsed (parents' comments) or breached."""
         s = self.state
         ehc = s.ehc()
         if ehc is None or ehc.paused() is not None:
@@ -975,11 +977,24 @@ class Journey:
         return min(candidates) if candidates else None
 
     def on_time(self, now: datetime) -> bool:
-        """Apply everything due at ``now``. Returns whether anything changed."""
+        """Apply everything due at ``now``. Returns whether anything changed.
+
+        The families run in this order, always: the notices they queue and the timeline steps
+        they number are what committed histories replay against.
+        """
         before = self.state.step
-        s = self.state
-        if s.stage is Stage.CLOSED:
+        if self.state.stage is Stage.CLOSED:
             return False
+        self._compulsory_school_age_timer(now)
+        self._review_timers(now)
+        self._consultation_timers(now)
+        self._ehc_deadline_timers(now)
+        self._referral_timers(now)
+        return self.state.step != before
+
+    def _compulsory_school_age_timer(self, now: datetime) -> None:
+        """An early years pupil reaching compulsory school age: the stage's label changes."""
+        s = self.state
         csa = s.compulsory_school_age_date
         if s.early_years and csa is not None and now >= s.policy.due_instant(csa):
             s.early_years = False
@@ -990,67 +1005,76 @@ class Journey:
                 SYSTEM_ACTOR,
                 f"reached compulsory school age on {csa}; stage now reported as {s.stage_label}",
             )
+
+    def _review_timers(self, now: datetime) -> None:
+        """The plan's review: a reminder before the due date, due on it, overdue after it."""
+        s = self.state
         iep = s.iep
-        if iep is not None and s.review_due_at is not None:
-            due = s.review_due_at
-            if not iep.reminder_sent and now >= due - s.policy.reminder_lead:
-                iep.reminder_sent = True
-                step = self._entry(
-                    now,
-                    EntryKind.REVIEW_REMINDER,
-                    SYSTEM_ACTOR,
-                    f"review of {iep.iep_id} due on {iep.review_date}",
-                    ref=iep.iep_id,
-                )
-                self._notify_staff(
+        if iep is None or s.review_due_at is None:
+            return
+        due = s.review_due_at
+        if not iep.reminder_sent and now >= due - s.policy.reminder_lead:
+            iep.reminder_sent = True
+            step = self._entry(
+                now,
+                EntryKind.REVIEW_REMINDER,
+                SYSTEM_ACTOR,
+                f"review of {iep.iep_id} due on {iep.review_date}",
+                ref=iep.iep_id,
+            )
+            self._notify_staff(
+                step,
+                "review_reminder",
+                iep,
+                f"IEP review due {iep.review_date} for pupil {s.pupil_id}",
+                [f"The review of {iep.iep_id} is due on {iep.review_date}."],
+                self._iep_facts(iep),
+            )
+            if FEATURE_REVIEW_INVITATIONS in self.features:
+                self._notify(
                     step,
-                    "review_reminder",
-                    iep,
-                    f"IEP review due {iep.review_date} for pupil {s.pupil_id}",
+                    "review_invitation",
+                    Role.PARENT,
+                    list(s.parent_ids),
+                    f"Your child's plan will be reviewed on {iep.review_date}",
                     [f"The review of {iep.iep_id} is due on {iep.review_date}."],
                     self._iep_facts(iep),
                 )
-                if FEATURE_REVIEW_INVITATIONS in self.features:
-                    self._notify(
-                        step,
-                        "review_invitation",
-                        Role.PARENT,
-                        list(s.parent_ids),
-                        f"Your child's plan will be reviewed on {iep.review_date}",
-                        [f"The review of {iep.iep_id} is due on {iep.review_date}."],
-                        self._iep_facts(iep),
-                    )
-            if now >= due and self.rules.may_trigger("review_falls_due", cmd=None, now=now):
-                self.rules.trigger("review_falls_due", cmd=None, now=now)
-                self._sync()
-                self._entry(
-                    now,
-                    EntryKind.REVIEW_DUE,
-                    SYSTEM_ACTOR,
-                    f"review of {iep.iep_id} is due today",
-                    ref=iep.iep_id,
-                )
-            if not iep.overdue_notice_sent and now >= due + s.policy.overdue_grace:
-                iep.overdue_notice_sent = True
-                s.overdue = True
-                step = self._entry(
-                    now,
-                    EntryKind.REVIEW_OVERDUE,
-                    SYSTEM_ACTOR,
-                    f"review of {iep.iep_id} is overdue (was due {iep.review_date})",
-                    ref=iep.iep_id,
-                )
-                self._notify_staff(
-                    step,
-                    "review_overdue",
-                    iep,
-                    f"OVERDUE: IEP review for pupil {s.pupil_id}",
-                    [
-                        f"The review of {iep.iep_id} was due on {iep.review_date} "
-                        "and has not been recorded."
-                    ],
-                    {**self._iep_facts(iep), "grace_days": s.policy.overdue_grace.days},
-                )
+        if now >= due and self.rules.may_trigger("review_falls_due", cmd=None, now=now):
+            self.rules.trigger("review_falls_due", cmd=None, now=now)
+            self._sync()
+            self._entry(
+                now,
+                EntryKind.REVIEW_DUE,
+                SYSTEM_ACTOR,
+                f"review of {iep.iep_id} is due today",
+                ref=iep.iep_id,
+            )
+        if not iep.overdue_notice_sent and now >= due + s.policy.overdue_grace:
+            iep.overdue_notice_sent = True
+            s.overdue = True
+            step = self._entry(
+                now,
+                EntryKind.REVIEW_OVERDUE,
+                SYSTEM_ACTOR,
+                f"review of {iep.iep_id} is overdue (was due {iep.review_date})",
+                ref=iep.iep_id,
+            )
+            self._notify_staff(
+                step,
+                "review_overdue",
+                iep,
+                f"OVERDUE: IEP review for pupil {s.pupil_id}",
+                [
+                    f"The review of {iep.iep_id} was due on {iep.review_date} "
+                    "and has not been recorded."
+                ],
+                {**self._iep_facts(iep), "grace_days": s.policy.overdue_grace.days},
+            )
+
+    def _consultation_timers(self, now: datetime) -> None:
+        """Open consultations: a reminder to parents, then no response by the deadline."""
+        s = self.state
         for c in s.open_consultations():
             if not c.reminder_sent and now >= c.reminder_at:
                 c.reminder_sent = True
@@ -1094,7 +1118,10 @@ class Journey:
                     ref=c.consultation_id,
                 )
                 self._settle(c, now)
-        self._ehc_on_time(now)
+
+    def _referral_timers(self, now: datetime) -> None:
+        """Open referrals: chased every interval; the SENCO is told after the second chase."""
+        s = self.state
         for r in s.open_referrals():
             if now >= r.next_chase_at:
                 r.chases += 1
@@ -1143,7 +1170,6 @@ class Journey:
                             "chase": r.chases,
                         },
                     )
-        return self.state.step != before
 
     # -- helpers --------------------------------------------------------------------------
 
