@@ -15,6 +15,7 @@ from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from domain import notices
 from domain.commands import (
     MAX_TEXT,
     ActionResult,
@@ -68,7 +69,6 @@ from domain.model import (
     EntryKind,
     Iep,
     JourneyState,
-    Notice,
     ParentReply,
     ParentResponse,
     Phase,
@@ -87,27 +87,6 @@ from domain.policy import CODE_2014, add_months
 #: Behaviour added after journeys were recorded. The workflow switches each on with
 #: ``workflow.patched`` so that histories recorded before it replay unchanged.
 FEATURE_REVIEW_INVITATIONS = "review-invitations"
-
-#: Entries whose reason and triggers a consultation letter explains.
-DECIDING = (EntryKind.DECISION, EntryKind.REVIEW, EntryKind.REFERRAL)
-
-#: How a trigger reads in a letter to parents.
-TRIGGER_WORDS: dict[Trigger, str] = {
-    Trigger.SA_PROGRESS: "little or no progress even when teaching targets the difficulty",
-    Trigger.SA_LITERACY_MATHS: "difficulty developing literacy or mathematics skills",
-    Trigger.SA_EMOTIONAL_BEHAVIOURAL: "persistent emotional or behavioural difficulties",
-    Trigger.SA_SENSORY_PHYSICAL: "sensory or physical needs, with little progress despite "
-    "specialist equipment",
-    Trigger.SA_COMMUNICATION: "communication and interaction difficulties",
-    Trigger.AP_PROGRESS_LONG: "little or no progress in specific areas over a long period",
-    Trigger.AP_BELOW_EXPECTED: "working substantially below children of the same age",
-    Trigger.AP_LITERACY_MATHS: "continuing difficulty with literacy and mathematics",
-    Trigger.AP_EMOTIONAL_BEHAVIOURAL: "difficulties that substantially interfere with learning "
-    "despite an individual behaviour programme",
-    Trigger.AP_SENSORY_PHYSICAL: "needs specialist equipment or regular specialist advice",
-    Trigger.AP_COMMUNICATION: "communication difficulties that are a substantial barrier to "
-    "learning and friendships",
-}
 
 
 class Journey:
@@ -272,26 +251,7 @@ class Journey:
             reason=cmd.question,
             ref=referral.referral_id,
         )
-        self._notify(
-            step,
-            "referral_request",
-            Role.SPECIALIST,
-            [cmd.specialist_id],
-            f"Assessment requested for pupil {self.state.pupil_id} ({referral.referral_id})",
-            [
-                f"The school asks for a {cmd.kind.value} assessment.",
-                f"Question: {cmd.question}",
-                f"Reply with: senflow assessment-completed {self.state.pupil_id} "
-                f"--referral {referral.referral_id} --summary ...",
-            ],
-            {
-                "referral_id": referral.referral_id,
-                "kind": cmd.kind.value,
-                "question": cmd.question,
-                "requested_on": self._day(now),
-                "chase_after": self._day(referral.next_chase_at),
-            },
-        )
+        notices.referral_request(self.state, step, referral)
         self._consult_parents(step, now, f"referral to {cmd.kind.value}", decides_phase=False)
         return self._result(
             step, f"referral {referral.referral_id} requested", referral.referral_id
@@ -340,7 +300,7 @@ class Journey:
             [],
             prepare=start_clock,
         )
-        self._tell_authority(ehc, result.step, "ehc_request", "EHC needs assessment requested")
+        notices.ehc_request(s, result.step, ehc, "ehc_request", "EHC needs assessment requested")
         return result
 
     def ehc_decide(self, cmd: EhcDecisionInput, now: datetime) -> ActionResult:
@@ -386,14 +346,8 @@ class Journey:
         )
         deadline = ehc.deadline(advice_id)
         assert deadline is not None
-        self._notify(
-            result.step,
-            "ehc_advice_request",
-            Role.SPECIALIST,
-            [cmd.adviser_id],
-            f"Advice requested for an EHC needs assessment ({advice_id})",
-            [f"Please give your {cmd.kind} advice by {deadline.due_on}."],
-            {"advice_id": advice_id, "kind": cmd.kind, "due_on": deadline.due_on.isoformat()},
+        notices.ehc_advice_request(
+            self.state, result.step, advice_id, cmd.adviser_id, cmd.kind, deadline.due_on
         )
         return ActionResult(**{**result.__dict__, "ref": advice_id})
 
@@ -557,40 +511,9 @@ class Journey:
             )
             s.ehc_assessments.append(ehc)
             self._start_clock(ehc, now)
-            self._tell_authority(ehc, step, "ehc_request", "statutory assessment transferred")
+            notices.ehc_request(s, step, ehc, "ehc_request", "statutory assessment transferred")
         if before is not Stage.MONITORING:
-            facts: dict[str, Any] = {
-                "decision": summary,
-                "decided_on": self._day(now),
-                "stage_before": label_before,
-                "stage_after": s.stage_label,
-                "census_code": s.census_code,
-                "primary_need": s.primary_need.value if s.primary_need else "",
-            }
-            lines = [
-                "The SEN Code of Practice 2014 replaces School Action and School Action Plus "
-                "with one category, SEN Support.",
-                f"Your child's support moves from {label_before} to {s.stage_label}.",
-            ]
-            if s.iep is not None:
-                lines.append(
-                    f"The current plan continues; its review stays on {s.iep.review_date}."
-                )
-                facts.update(self._iep_facts(s.iep))
-            if s.stage is EHC:
-                lines.append(
-                    "The statutory assessment continues as an EHC needs assessment, on the new "
-                    "20-week timeline."
-                )
-            self._notify(
-                step,
-                "code_2014_transfer",
-                Role.PARENT,
-                list(s.parent_ids),
-                "Your child's SEN support under the new Code of Practice",
-                lines,
-                facts,
-            )
+            notices.code_2014_transfer(s, step, summary, label_before, now)
         return self._result(step, summary)
 
     def _assessed_need(self) -> SenType:
@@ -701,32 +624,8 @@ class Journey:
             ref=ref or ehc.assessment_id,
         )
         if tell_parents:
-            self._notify(
-                step,
-                "ehc_milestone",
-                Role.PARENT,
-                list(self.state.parent_ids),
-                f"EHC needs assessment: {summary}",
-                [f"On {self._day(now)} {summary}."],
-                {"decision": summary, "decided_on": self._day(now)},
-            )
+            notices.ehc_milestone(self.state, step, summary, now)
         return self._result(step, summary, ref or ehc.assessment_id)
-
-    def _tell_authority(self, ehc: EhcAssessment, step: int, kind: str, subject: str) -> None:
-        s = self.state
-        self._notify(
-            step,
-            kind,
-            Role.LOCAL_AUTHORITY,
-            [ehc.local_authority_id],
-            f"{subject}: pupil {s.pupil_id} ({ehc.assessment_id})",
-            [f"Decide whether to assess by {d.due_on}." for d in ehc.deadlines[:1]]
-            + [f"Final plan due by {d.due_on}." for d in ehc.deadlines if d.deadline_id == "final"],
-            {
-                "assessment_id": ehc.assessment_id,
-                "deadlines": {d.deadline_id: d.due_on.isoformat() for d in ehc.deadlines},
-            },
-        )
 
     def _ehc_deadline_timers(self, now: datetime) -> None:
         """The statutory deadlines of an open EHC needs assessment (none while the clock is
@@ -745,7 +644,7 @@ class Journey:
                     f"{d.description} due by {d.due_on}",
                     ref=d.deadline_id,
                 )
-                self._ehc_alert(ehc, d, step, "ehc_deadline_warning", "due soon")
+                notices.ehc_deadline_alert(s, step, ehc, d, "ehc_deadline_warning", "due soon")
             if now >= d.due_at:
                 d.warned = True
                 if d.kind is DeadlineKind.PARENT_COMMENTS:
@@ -767,24 +666,9 @@ class Journey:
                     f"statutory deadline missed: {d.description} (due {d.due_on})",
                     ref=d.deadline_id,
                 )
-                self._ehc_alert(ehc, d, step, "ehc_deadline_breached", "deadline missed")
-
-    def _ehc_alert(
-        self, ehc: EhcAssessment, d: EhcDeadline, step: int, kind: str, what: str
-    ) -> None:
-        s = self.state
-        facts = {
-            "assessment_id": ehc.assessment_id,
-            "deadline": d.kind.value,
-            "description": d.description,
-            "due_on": d.due_on.isoformat(),
-        }
-        subject = f"EHC needs assessment {what}: {d.description} (pupil {s.pupil_id})"
-        lines = [f"{d.description}: due {d.due_on}."]
-        self._notify(
-            step, kind, Role.LOCAL_AUTHORITY, [ehc.local_authority_id], subject, lines, facts
-        )
-        self._notify(step, kind, Role.SENCO, [s.senco_id], subject, lines, facts)
+                notices.ehc_deadline_alert(
+                    s, step, ehc, d, "ehc_deadline_breached", "deadline missed"
+                )
 
     def _ehc_wakeups(self) -> list[datetime]:
         ehc = self.state.ehc()
@@ -831,22 +715,7 @@ class Journey:
             reason=cmd.summary,
             ref=referral.referral_id,
         )
-        self._notify(
-            step,
-            "assessment_received",
-            Role.SENCO,
-            [self.state.senco_id],
-            f"Assessment received for pupil {self.state.pupil_id} ({referral.referral_id})",
-            [f"The {referral.kind.value} assessment is complete."]
-            + [f"Recommendation: {r}" for r in referral.recommendations],
-            {
-                "referral_id": referral.referral_id,
-                "kind": referral.kind.value,
-                "summary": cmd.summary,
-                "recommendations": list(referral.recommendations),
-                "waited_days": (now - referral.requested_at).days,
-            },
-        )
+        notices.assessment_received(self.state, step, referral, now)
         return self._result(step, "assessment recorded", referral.referral_id)
 
     def check_parent_reply(self, cmd: ParentRespondedInput) -> Consultation:
@@ -893,21 +762,7 @@ class Journey:
             if ehc is not None and window is not None:
                 self._meet(ehc, window.deadline_id, now)  # parents have commented on the draft
         if cmd.reply is not ParentReply.AGREE:
-            self._notify(
-                step,
-                "parent_reply",
-                Role.SENCO,
-                [self.state.senco_id],
-                f"Parent reply for pupil {self.state.pupil_id}: {cmd.reply.value}",
-                [f"On: {consultation.subject} ({consultation.consultation_id})"],
-                {
-                    "consultation_id": consultation.consultation_id,
-                    "subject": consultation.subject,
-                    "reply": cmd.reply.value,
-                    "parent_id": cmd.parent_id,
-                    "comments": cmd.comments,
-                },
-            )
+            notices.parent_reply(self.state, step, consultation, cmd)
         return self._result(step, "reply recorded", consultation.consultation_id)
 
     def reject_message(self, now: datetime, what: str, reason: str, actor: Actor) -> None:
@@ -1022,24 +877,9 @@ class Journey:
                 f"review of {iep.iep_id} due on {iep.review_date}",
                 ref=iep.iep_id,
             )
-            self._notify_staff(
-                step,
-                "review_reminder",
-                iep,
-                f"IEP review due {iep.review_date} for pupil {s.pupil_id}",
-                [f"The review of {iep.iep_id} is due on {iep.review_date}."],
-                self._iep_facts(iep),
-            )
+            notices.review_reminder(s, step, iep)
             if FEATURE_REVIEW_INVITATIONS in self.features:
-                self._notify(
-                    step,
-                    "review_invitation",
-                    Role.PARENT,
-                    list(s.parent_ids),
-                    f"Your child's plan will be reviewed on {iep.review_date}",
-                    [f"The review of {iep.iep_id} is due on {iep.review_date}."],
-                    self._iep_facts(iep),
-                )
+                notices.review_invitation(s, step, iep)
         if now >= due and self.rules.may_trigger("review_falls_due", cmd=None, now=now):
             self.rules.trigger("review_falls_due", cmd=None, now=now)
             self._sync()
@@ -1060,17 +900,7 @@ class Journey:
                 f"review of {iep.iep_id} is overdue (was due {iep.review_date})",
                 ref=iep.iep_id,
             )
-            self._notify_staff(
-                step,
-                "review_overdue",
-                iep,
-                f"OVERDUE: IEP review for pupil {s.pupil_id}",
-                [
-                    f"The review of {iep.iep_id} was due on {iep.review_date} "
-                    "and has not been recorded."
-                ],
-                {**self._iep_facts(iep), "grace_days": s.policy.overdue_grace.days},
-            )
+            notices.review_overdue(s, step, iep)
 
     def _consultation_timers(self, now: datetime) -> None:
         """Open consultations: a reminder to parents, then no response by the deadline."""
@@ -1085,23 +915,7 @@ class Journey:
                     f"reminded parents about {c.subject}",
                     ref=c.consultation_id,
                 )
-                self._notify(
-                    step,
-                    "consultation_reminder",
-                    Role.PARENT,
-                    c.unanswered(),
-                    f"Reminder: please reply by {self._day(c.deadline)}",
-                    [
-                        f"We have not yet heard from you about: {c.subject}.",
-                        f"Reply to consultation {c.consultation_id} by {self._day(c.deadline)}.",
-                    ],
-                    {
-                        "consultation_id": c.consultation_id,
-                        "subject": c.subject,
-                        "opened_on": self._day(c.opened_at),
-                        "reply_by": self._day(c.deadline),
-                    },
-                )
+                notices.consultation_reminder(s, step, c)
             if now >= c.deadline:
                 for parent_id in c.unanswered():
                     c.responses.append(
@@ -1133,43 +947,9 @@ class Journey:
                     f"chased {r.kind.value} referral (chase {r.chases})",
                     ref=r.referral_id,
                 )
-                self._notify(
-                    step,
-                    "referral_chase",
-                    Role.SPECIALIST,
-                    [r.specialist_id],
-                    f"Chase: assessment for pupil {s.pupil_id} ({r.referral_id})",
-                    [
-                        f"Requested {self._day(r.requested_at)}; not yet received.",
-                        f"Question: {r.question}",
-                    ],
-                    {
-                        "referral_id": r.referral_id,
-                        "kind": r.kind.value,
-                        "question": r.question,
-                        "requested_on": self._day(r.requested_at),
-                        "chase": r.chases,
-                    },
-                )
+                notices.referral_chase(s, step, r)
                 if r.chases == 2:
-                    self._notify(
-                        step,
-                        "referral_escalated",
-                        Role.SENCO,
-                        [s.senco_id],
-                        f"Referral {r.referral_id} still open after two chases",
-                        [
-                            f"The {r.kind.value} referral requested "
-                            f"{self._day(r.requested_at)} has not been answered."
-                        ],
-                        {
-                            "referral_id": r.referral_id,
-                            "kind": r.kind.value,
-                            "specialist_id": r.specialist_id,
-                            "requested_on": self._day(r.requested_at),
-                            "chase": r.chases,
-                        },
-                    )
+                    notices.referral_escalated(s, step, r)
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -1233,22 +1013,7 @@ class Journey:
                 c.status = ConsultationStatus.WITHDRAWN
                 c.decides_phase = False
             # Nothing is left to decide: parents are told, not consulted.
-            self._notify(
-                step,
-                "closure",
-                Role.PARENT,
-                list(s.parent_ids),
-                f"Your child's SEN support has ended: {subject}",
-                [
-                    f"Decision: {subject}.",
-                    f"No reply is needed. Contact the SENCO, {s.senco_id}, with any questions.",
-                ],
-                {
-                    "decision": subject,
-                    "decided_on": self._day(now),
-                    "close_reason": s.close_reason.value if s.close_reason else "",
-                },
-            )
+            notices.closure(s, step, subject, now)
             return
         elif s.iep is not None and s.review_due_at is not None and s.review_due_at <= now:
             self._reschedule_review(now)  # reviewed without a new plan: next review from today
@@ -1346,38 +1111,7 @@ class Journey:
             bump=False,
             step=step,
         )
-        lines = [f"Decision: {subject}.", f"Stage: {s.stage_label}."]
-        if s.iep is not None and s.stage is not Stage.CLOSED:
-            lines.append(f"Plan {s.iep.iep_id}, next review on {s.iep.review_date}.")
-            lines += [
-                f"Target: {t.description} (success: {t.success_criterion})" for t in s.iep.targets
-            ]
-        lines.append(
-            f"Please reply to consultation {consultation.consultation_id} "
-            f"by {self._day(consultation.deadline)} (agree, disagree or ask to meet)."
-        )
-        decided = next((e for e in s.timeline if e.step == step and e.kind in DECIDING), None)
-        facts: dict[str, Any] = {
-            "consultation_id": consultation.consultation_id,
-            "decision": subject,
-            "reason": decided.reason if decided else "",
-            "needs": [TRIGGER_WORDS[t] for t in decided.triggers] if decided else [],
-            "trigger_codes": [t.value for t in decided.triggers] if decided else [],
-            "decided_by": decided.actor.role.value if decided else "",
-            "decided_on": self._day(now),
-            "reply_by": self._day(consultation.deadline),
-        }
-        if s.iep is not None:
-            facts.update(self._iep_facts(s.iep))
-        self._notify(
-            step,
-            "consultation",
-            Role.PARENT,
-            consultation.parent_ids,
-            f"Your child's SEN support: {subject}",
-            lines,
-            facts,
-        )
+        notices.consultation_letter(s, step, consultation)
 
     def _settle(self, consultation: Consultation, now: datetime) -> None:
         if consultation.decides_phase:
@@ -1385,69 +1119,6 @@ class Journey:
             if self.rules.may_trigger("parents_settled", cmd=None, now=now):
                 self.rules.trigger("parents_settled", cmd=None, now=now)
                 self._sync()
-
-    def _notify_staff(
-        self,
-        step: int,
-        kind: str,
-        iep: Iep,
-        subject: str,
-        lines: list[str],
-        facts: dict[str, Any],
-    ) -> None:
-        staff = list(dict.fromkeys([self.state.senco_id, *iep.responsible]))
-        self._notify(step, kind, Role.SENCO, staff, subject, lines, facts)
-
-    def _notify(
-        self,
-        step: int,
-        kind: str,
-        role: Role,
-        recipients: list[str],
-        subject: str,
-        lines: list[str],
-        facts: dict[str, Any] | None = None,
-    ) -> None:
-        """Queue a message. ``lines`` is the plain summary; ``facts`` feed the letter templates
-        (what changed, what is due when), with the pupil's reference and who to contact."""
-        s = self.state
-        common = {
-            "pupil_ref": s.pupil_id,
-            "school": s.school_id,
-            "senco": s.senco_id,
-            "stage": s.stage_label,
-        }
-        for recipient in recipients:
-            s.outbox.append(
-                Notice(
-                    key=f"{step}-{kind}-{recipient}",
-                    kind=kind,
-                    recipient_role=role,
-                    recipient_id=recipient,
-                    subject=subject,
-                    lines=list(lines),
-                    facts={**common, **(facts or {})},
-                )
-            )
-
-    def _iep_facts(self, iep: Iep) -> dict[str, Any]:
-        return {
-            "iep_id": iep.iep_id,
-            "review_date": iep.review_date.isoformat(),
-            "targets": [
-                {"description": t.description, "criterion": t.success_criterion}
-                for t in iep.targets
-            ],
-            "strategies": list(iep.strategies),
-            "provision": list(iep.provision),
-            "responsible": list(iep.responsible),
-        }
-
-    def _day(self, instant: datetime) -> str:
-        policy = self.state.policy
-        if policy.short_clock:
-            return instant.astimezone(policy.zone()).strftime("%Y-%m-%d %H:%M")
-        return policy.local_date(instant).isoformat()
 
     def _next_step(self) -> int:
         self.state.step += 1
