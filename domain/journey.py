@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from domain import notices
+from domain import ehc_clock, notices
 from domain.commands import (
     MAX_TEXT,
     ActionResult,
@@ -63,7 +63,6 @@ from domain.model import (
     DeadlineKind,
     DeadlineStatus,
     EhcAssessment,
-    EhcDeadline,
     EhcOutcome,
     EhcPause,
     EntryKind,
@@ -289,7 +288,7 @@ class Journey:
 
         def start_clock() -> None:
             s.ehc_assessments.append(ehc)
-            self._start_clock(ehc, now)
+            ehc_clock.start(ehc, s.policy, now)
 
         result = self._stage_decision(
             "request_ehc_assessment",
@@ -309,7 +308,7 @@ class Journey:
 
         def decided() -> None:
             ehc.decided_to_assess = cmd.assess
-            self._meet(ehc, "decision", now)
+            ehc_clock.meet(ehc, "decision", now)
             if not cmd.assess:
                 ehc.outcome = EhcOutcome.NOT_ASSESSED
 
@@ -332,8 +331,9 @@ class Journey:
         self.check("ehc_request_advice", cmd, now)
         ehc = self._open_ehc()
         advice_id = f"advice-{self.state.step + 1}"
-        self._add_deadline(
+        ehc_clock.add_deadline(
             ehc,
+            self.state.policy,
             now,
             advice_id,
             DeadlineKind.ADVICE,
@@ -354,7 +354,7 @@ class Journey:
     def ehc_advice_received(self, cmd: EhcAdviceReceivedInput, now: datetime) -> ActionResult:
         self.check("ehc_advice_received", cmd, now)
         ehc = self._open_ehc()
-        self._meet(ehc, cmd.advice_id, now)
+        ehc_clock.meet(ehc, cmd.advice_id, now)
         return self._milestone(cmd, now, ehc, f"advice {cmd.advice_id} received", "")
 
     def ehc_draft(self, cmd: EhcDraftInput, now: datetime) -> ActionResult:
@@ -363,7 +363,7 @@ class Journey:
         if not cmd.issue:
 
             def not_issued() -> None:
-                self._meet(ehc, "draft", now)
+                ehc_clock.meet(ehc, "draft", now)
                 ehc.outcome = EhcOutcome.NOT_ISSUED
 
             return self._stage_decision(
@@ -377,7 +377,7 @@ class Journey:
             )
         assert cmd.plan is not None  # with_iep
         self._fire("ehc_draft", cmd, now)
-        self._meet(ehc, "draft", now)
+        ehc_clock.meet(ehc, "draft", now)
         ehc.draft_issued_at = now
         ehc.draft_plan = self._plan(cmd.plan, now, f"draft-{self.state.step + 1}", EPL)
         step = self._next_step()
@@ -397,8 +397,9 @@ class Journey:
             deadline=self.state.policy.ehc_parent_comments,
         )
         consultation = self.state.consultations[-1]
-        window = self._add_deadline(
+        window = ehc_clock.add_deadline(
             ehc,
+            self.state.policy,
             now,
             "parent-comments",
             DeadlineKind.PARENT_COMMENTS,
@@ -414,7 +415,7 @@ class Journey:
         ehc = self._open_ehc()
 
         def issued() -> None:
-            self._meet(ehc, "final", now)
+            ehc_clock.meet(ehc, "final", now)
             ehc.outcome = EhcOutcome.PLAN_ISSUED
 
         return self._stage_decision(
@@ -447,25 +448,13 @@ class Journey:
         pause = ehc.paused()
         assert pause is not None
         pause.ended_at = now
-        length = now - pause.started_at
-        if not self.state.policy.short_clock:  # deadlines stay on whole days
-            length = timedelta(days=-(-length // timedelta(days=1)))
-        policy = self.state.policy
-        for d in ehc.pending():
-            if d.created_at > pause.started_at:
-                continue
-            if policy.short_clock:
-                d.due_at += length
-            else:  # by calendar days, so the breach stays at 08:00 local across a clock change
-                d.due_on += length
-                d.due_at = policy.due_instant(d.due_on + timedelta(days=1))
-            d.warn_at = d.due_at - policy.ehc_warning_lead
-            d.due_on = self._due_on(d.due_at)
+        length = ehc_clock.move_after_pause(ehc, self.state.policy, pause, now)
         step = self._entry(
             now,
             EntryKind.EHC_CLOCK_RESUMED,
             cmd.actor,
-            f"EHC clock resumed after {self._span(length)} ({pause.reason.value}); "
+            f"EHC clock resumed after {ehc_clock.span(self.state.policy, length)} "
+            f"({pause.reason.value}); "
             "deadlines moved by the same",
             ref=ehc.assessment_id,
         )
@@ -510,7 +499,7 @@ class Journey:
                 transferred_from=requested,
             )
             s.ehc_assessments.append(ehc)
-            self._start_clock(ehc, now)
+            ehc_clock.start(ehc, s.policy, now)
             notices.ehc_request(s, step, ehc, "ehc_request", "statutory assessment transferred")
         if before is not Stage.MONITORING:
             notices.code_2014_transfer(s, step, summary, label_before, now)
@@ -529,80 +518,6 @@ class Journey:
 
     def _open_ehc(self) -> EhcAssessment:
         return self.rules.open_ehc()
-
-    def _start_clock(self, ehc: EhcAssessment, now: datetime) -> None:
-        policy = self.state.policy
-        for deadline_id, kind, description, duration in (
-            (
-                "decision",
-                DeadlineKind.DECISION_TO_ASSESS,
-                "decision whether to assess",
-                policy.ehc_decision_to_assess,
-            ),
-            (
-                "draft",
-                DeadlineKind.DRAFT_OR_NOT_ISSUE,
-                "draft plan or decision not to issue",
-                policy.ehc_draft_or_not_issue,
-            ),
-            ("final", DeadlineKind.FINAL_PLAN, "final EHC plan", policy.ehc_final_plan),
-        ):
-            self._add_deadline(ehc, now, deadline_id, kind, description, duration)
-
-    def _add_deadline(
-        self,
-        ehc: EhcAssessment,
-        now: datetime,
-        deadline_id: str,
-        kind: DeadlineKind,
-        description: str,
-        duration: timedelta,
-        ref: str | None = None,
-    ) -> EhcDeadline:
-        """A deadline ``duration`` after ``now``. On the Code's clock it is met if the step is
-        taken any time on the due day; the breach is recorded the next school morning."""
-        policy = self.state.policy
-        if policy.short_clock:
-            due_at = now + duration
-        else:
-            due_at = policy.due_instant(policy.local_date(now + duration) + timedelta(days=1))
-        warn_at = due_at - policy.ehc_warning_lead
-        deadline = EhcDeadline(
-            deadline_id=deadline_id,
-            kind=kind,
-            description=description,
-            created_at=now,
-            due_at=due_at,
-            due_on=self._due_on(due_at),
-            warn_at=warn_at,
-            warned=warn_at <= now,
-            ref=ref,
-        )
-        ehc.deadlines.append(deadline)
-        return deadline
-
-    def _due_on(self, due_at: datetime) -> date:
-        policy = self.state.policy
-        if policy.short_clock:
-            return policy.local_date(due_at)
-        return policy.local_date(due_at) - timedelta(days=1)
-
-    def _meet(self, ehc: EhcAssessment, deadline_id: str, now: datetime) -> None:
-        deadline = ehc.deadline(deadline_id)
-        if deadline is not None and deadline.met_at is None:
-            deadline.met_at = now  # a breached deadline stays breached: met late
-            if deadline.status is DeadlineStatus.PENDING:
-                deadline.status = DeadlineStatus.MET
-
-    def _end_ehc(self, ehc: EhcAssessment, now: datetime) -> None:
-        if ehc.outcome is None:
-            ehc.outcome = EhcOutcome.WITHDRAWN
-        ehc.ended_at = now
-        pause = ehc.paused()
-        if pause is not None:
-            pause.ended_at = now
-        for d in ehc.pending():
-            d.status = DeadlineStatus.CANCELLED
 
     def _milestone(
         self,
@@ -670,12 +585,6 @@ class Journey:
                     s, step, ehc, d, "ehc_deadline_breached", "deadline missed"
                 )
 
-    def _ehc_wakeups(self) -> list[datetime]:
-        ehc = self.state.ehc()
-        if ehc is None or ehc.paused() is not None:
-            return []
-        return [d.due_at if d.warned else d.warn_at for d in ehc.pending()]
-
     def _plan(self, spec: IepInput, now: datetime, plan_id: str, stage: Stage) -> Iep:
         return Iep(
             iep_id=plan_id,
@@ -690,11 +599,6 @@ class Journey:
             expected_impact=spec.expected_impact,
             pupil_views=spec.pupil_views,
         )
-
-    def _span(self, length: timedelta) -> str:
-        if self.state.policy.short_clock:
-            return f"{int(length.total_seconds())} s"
-        return f"{length.days} days"
 
     # -- replies (signals: never raise out of the workflow, see apply_reply) -----------------
 
@@ -760,7 +664,7 @@ class Journey:
                 None,
             )
             if ehc is not None and window is not None:
-                self._meet(ehc, window.deadline_id, now)  # parents have commented on the draft
+                ehc_clock.meet(ehc, window.deadline_id, now)  # parents have commented on the draft
         if cmd.reply is not ParentReply.AGREE:
             notices.parent_reply(self.state, step, consultation, cmd)
         return self._result(step, "reply recorded", consultation.consultation_id)
@@ -828,7 +732,7 @@ class Journey:
         for c in s.open_consultations():
             candidates.append(c.deadline if c.reminder_sent else c.reminder_at)
         candidates += [r.next_chase_at for r in s.open_referrals()]
-        candidates += self._ehc_wakeups()
+        candidates += ehc_clock.wakeups(s.ehc())
         return min(candidates) if candidates else None
 
     def on_time(self, now: datetime) -> bool:
@@ -999,7 +903,7 @@ class Journey:
         s = self.state
         last = s.ehc_assessments[-1] if s.ehc_assessments else None
         if last is not None and last.ended_at is None and s.stage is not EHC:
-            self._end_ehc(last, now)
+            ehc_clock.end(last, now)
         if iep is not None:
             self._agree_iep(step, now, iep)
         if s.stage is Stage.MONITORING:
