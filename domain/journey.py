@@ -1,19 +1,23 @@
 """One pupil's journey: the decisions, timers and notices of the SEN Code of Practice.
 
-A ``Journey`` wraps one ``JourneyState`` and binds its model to the shared machine
-(``domain.machine``) at ``state.machine_state``; it never stores the Machine in the state. Every
-school action is checked by asking the machine with the command, and the guards record *why* a
-move is refused so the person asking gets a reason, not just "no".
+``Journey`` is the one class the workflow and the tools use. It wraps one ``JourneyState`` and
+binds its model to the shared machine (``domain.machine``) at ``state.machine_state``; it never
+stores the Machine in the state. Every school action is checked by asking the machine with the
+command, and the guards (``domain.guards``) record *why* a move is refused so the person asking
+gets a reason, not just "no".
+
+Where the rest lives: what every action shares (checking, the timeline, a stage decision and the
+parents' consultation) in ``domain.decisions``; the EHC needs assessment's steps in
+``domain.ehc`` and its statutory clock in ``domain.ehc_clock``; the wording of every notice in
+``domain.notices``.
 
 Pure: no I/O, no clocks. ``now`` comes in as an argument.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
-from datetime import date, datetime, timedelta
-from typing import Any
+from datetime import datetime
 
 from domain import ehc_clock, notices
 from domain.commands import (
@@ -21,15 +25,7 @@ from domain.commands import (
     ActionResult,
     AssessmentCompletedInput,
     CloseInput,
-    EhcAdviceReceivedInput,
-    EhcAdviceRequestInput,
-    EhcDecisionInput,
-    EhcDraftInput,
-    EhcFinalInput,
-    EhcPauseInput,
-    EhcResumeInput,
     EscalateInput,
-    IepInput,
     MigrateInput,
     OpenSchoolActionInput,
     OpenSenSupportInput,
@@ -38,35 +34,22 @@ from domain.commands import (
     RecordReviewInput,
     ReferInput,
     Refused,
-    RequestEhcAssessmentInput,
     RequestStatutoryAssessmentInput,
     StartJourneyInput,
     StepDownInput,
     check_opaque_id,
 )
-from domain.guards import Rules, has_text
-from domain.machine import (
-    ACTION_WORDS,
-    EHC,
-    EPL,
-    SAS,
-    SS,
-    STATES,
-    WAIT_P,
-)
+from domain.decisions import JourneyBase
+from domain.ehc import EhcSteps
+from domain.guards import has_text
+from domain.machine import EHC, SAS
 from domain.model import (
-    EARLY_YEARS_LABELS,
     SYSTEM_ACTOR,
     Actor,
     Consultation,
     ConsultationStatus,
-    DeadlineKind,
-    DeadlineStatus,
     EhcAssessment,
-    EhcOutcome,
-    EhcPause,
     EntryKind,
-    Iep,
     JourneyState,
     ParentReply,
     ParentResponse,
@@ -78,30 +61,24 @@ from domain.model import (
     Role,
     SenType,
     Stage,
-    TimelineEntry,
-    Trigger,
 )
-from domain.policy import CODE_2014, add_months
+from domain.policy import CODE_2014
 
 #: Behaviour added after journeys were recorded. The workflow switches each on with
 #: ``workflow.patched`` so that histories recorded before it replay unchanged.
 FEATURE_REVIEW_INVITATIONS = "review-invitations"
 
 
-class Journey:
+class Journey(EhcSteps, JourneyBase):
     """One pupil's journey: rules, decisions, timers and the notices they owe.
 
     Each public action first calls ``check`` (read-only, used by update validators) and then
-    changes ``self.state``; a refused action raises ``Refused`` and changes nothing.
+    changes ``self.state``; a refused action raises ``Refused`` and changes nothing. The EHC
+    needs assessment's actions come from ``EhcSteps`` (``domain.ehc``); ``check`` and the steps
+    every action shares from ``JourneyBase`` (``domain.decisions``).
     """
 
-    def __init__(self, state: JourneyState, features: frozenset[str] = frozenset()) -> None:
-        self.state = state
-        self.rules = Rules(state)
-        #: Switched on per run by the workflow (``workflow.patched``); never stored.
-        self.features = features
-
-    # -- starting -------------------------------------------------------------------------
+    # -- starting --------------------------------------------------------------------------
 
     @staticmethod
     def begin(cmd: StartJourneyInput, now: datetime) -> Journey:
@@ -134,27 +111,7 @@ class Journey:
         )
         return journey
 
-    # -- asking the machine ---------------------------------------------------------------
-
-    def check(self, trigger: str, cmd: object, now: datetime) -> None:
-        """Raise ``Refused`` with every reason the machine gives; change nothing."""
-        self.rules.reasons = []
-        if self.rules.may_trigger(trigger, cmd=cmd, now=now):
-            return
-        reasons = list(dict.fromkeys(self.rules.reasons))
-        if not reasons:
-            reasons = [
-                f"cannot {ACTION_WORDS.get(trigger, trigger)} while the journey is at "
-                f"{self.state.stage.value} ({self.state.phase.value})"
-            ]
-        raise Refused("; ".join(reasons))
-
-    def _fire(self, trigger: str, cmd: object, now: datetime) -> None:
-        self.check(trigger, cmd, now)
-        self.rules.trigger(trigger, cmd=cmd, now=now)
-        self._sync()
-
-    # -- school actions -------------------------------------------------------------------
+    # -- school actions --------------------------------------------------------------------
 
     def open_school_action(self, cmd: OpenSchoolActionInput, now: datetime) -> ActionResult:
         return self._stage_decision(
@@ -256,7 +213,7 @@ class Journey:
             step, f"referral {referral.referral_id} requested", referral.referral_id
         )
 
-    # -- the 2014 Code: SEN Support -----------------------------------------------------------
+    # -- the 2014 Code: SEN Support --------------------------------------------------------
 
     def open_sen_support(self, cmd: OpenSenSupportInput, now: datetime) -> ActionResult:
         self.check("open_sen_support", cmd, now)  # refuse before touching anything
@@ -275,192 +232,7 @@ class Journey:
             iep=cmd.plan,
         )
 
-    # -- the 2014 Code: the EHC needs assessment and its statutory clock ----------------------
-
-    def request_ehc_assessment(self, cmd: RequestEhcAssessmentInput, now: datetime) -> ActionResult:
-        s = self.state
-        ehc = EhcAssessment(
-            assessment_id=f"ehc-{s.step + 1}",
-            local_authority_id=cmd.local_authority_id,
-            requested_at=now,
-            requested_by=cmd.actor,
-        )
-
-        def start_clock() -> None:
-            s.ehc_assessments.append(ehc)
-            ehc_clock.start(ehc, s.policy, now)
-
-        result = self._stage_decision(
-            "request_ehc_assessment",
-            cmd,
-            now,
-            "asked the local authority for an EHC needs assessment",
-            cmd.evidence,
-            [],
-            prepare=start_clock,
-        )
-        notices.ehc_request(s, result.step, ehc, "ehc_request", "EHC needs assessment requested")
-        return result
-
-    def ehc_decide(self, cmd: EhcDecisionInput, now: datetime) -> ActionResult:
-        self.check("ehc_decide", cmd, now)
-        ehc = self._open_ehc()
-
-        def decided() -> None:
-            ehc.decided_to_assess = cmd.assess
-            ehc_clock.meet(ehc, "decision", now)
-            if not cmd.assess:
-                ehc.outcome = EhcOutcome.NOT_ASSESSED
-
-        if cmd.assess:
-            decided()
-            return self._milestone(
-                cmd, now, ehc, "the authority decided to assess", cmd.reason, tell_parents=True
-            )
-        return self._stage_decision(
-            "ehc_decide",
-            cmd,
-            now,
-            "the authority decided not to assess",
-            cmd.reason,
-            [],
-            prepare=decided,
-        )
-
-    def ehc_request_advice(self, cmd: EhcAdviceRequestInput, now: datetime) -> ActionResult:
-        self.check("ehc_request_advice", cmd, now)
-        ehc = self._open_ehc()
-        advice_id = f"advice-{self.state.step + 1}"
-        ehc_clock.add_deadline(
-            ehc,
-            self.state.policy,
-            now,
-            advice_id,
-            DeadlineKind.ADVICE,
-            f"{cmd.kind} advice from {cmd.adviser_id}",
-            self.state.policy.ehc_advice,
-            ref=cmd.adviser_id,
-        )
-        result = self._milestone(
-            cmd, now, ehc, f"asked {cmd.adviser_id} for {cmd.kind} advice", "", ref=advice_id
-        )
-        deadline = ehc.deadline(advice_id)
-        assert deadline is not None
-        notices.ehc_advice_request(
-            self.state, result.step, advice_id, cmd.adviser_id, cmd.kind, deadline.due_on
-        )
-        return ActionResult(**{**result.__dict__, "ref": advice_id})
-
-    def ehc_advice_received(self, cmd: EhcAdviceReceivedInput, now: datetime) -> ActionResult:
-        self.check("ehc_advice_received", cmd, now)
-        ehc = self._open_ehc()
-        ehc_clock.meet(ehc, cmd.advice_id, now)
-        return self._milestone(cmd, now, ehc, f"advice {cmd.advice_id} received", "")
-
-    def ehc_draft(self, cmd: EhcDraftInput, now: datetime) -> ActionResult:
-        self.check("ehc_draft", cmd, now)
-        ehc = self._open_ehc()
-        if not cmd.issue:
-
-            def not_issued() -> None:
-                ehc_clock.meet(ehc, "draft", now)
-                ehc.outcome = EhcOutcome.NOT_ISSUED
-
-            return self._stage_decision(
-                "ehc_draft",
-                cmd,
-                now,
-                "the authority decided not to issue a plan",
-                cmd.reason,
-                [],
-                prepare=not_issued,
-            )
-        assert cmd.plan is not None  # with_iep
-        self._fire("ehc_draft", cmd, now)
-        ehc_clock.meet(ehc, "draft", now)
-        ehc.draft_issued_at = now
-        ehc.draft_plan = self._plan(cmd.plan, now, f"draft-{self.state.step + 1}", EPL)
-        step = self._next_step()
-        self._record(
-            step,
-            now,
-            EntryKind.EHC_MILESTONE,
-            cmd.actor,
-            "draft EHC plan issued",
-            reason=cmd.reason,
-        )
-        self._consult_parents(
-            step,
-            now,
-            "the draft EHC plan",
-            decides_phase=False,
-            deadline=self.state.policy.ehc_parent_comments,
-        )
-        consultation = self.state.consultations[-1]
-        window = ehc_clock.add_deadline(
-            ehc,
-            self.state.policy,
-            now,
-            "parent-comments",
-            DeadlineKind.PARENT_COMMENTS,
-            "parents' comments on the draft plan",
-            self.state.policy.ehc_parent_comments,
-            ref=consultation.consultation_id,
-        )
-        window.due_at = consultation.deadline  # the same instant the consultation lapses
-        window.warned = True  # parents get the consultation reminder, not a deadline warning
-        return self._result(step, "draft EHC plan issued", consultation.consultation_id)
-
-    def ehc_finalise(self, cmd: EhcFinalInput, now: datetime) -> ActionResult:
-        ehc = self._open_ehc()
-
-        def issued() -> None:
-            ehc_clock.meet(ehc, "final", now)
-            ehc.outcome = EhcOutcome.PLAN_ISSUED
-
-        return self._stage_decision(
-            "ehc_finalise",
-            cmd,
-            now,
-            "the authority issued the final EHC plan",
-            cmd.reason,
-            [],
-            iep=cmd.plan or _plan_input(ehc.draft_plan),
-            prepare=issued,
-        )
-
-    def pause_ehc_clock(self, cmd: EhcPauseInput, now: datetime) -> ActionResult:
-        self._fire("pause_ehc_clock", cmd, now)
-        ehc = self._open_ehc()
-        ehc.pauses.append(EhcPause(reason=cmd.reason, started_at=now, actor=cmd.actor))
-        step = self._entry(
-            now,
-            EntryKind.EHC_CLOCK_PAUSED,
-            cmd.actor,
-            f"EHC clock paused: {cmd.reason.value}",
-            ref=ehc.assessment_id,
-        )
-        return self._result(step, "EHC clock paused", ehc.assessment_id)
-
-    def resume_ehc_clock(self, cmd: EhcResumeInput, now: datetime) -> ActionResult:
-        self._fire("resume_ehc_clock", cmd, now)
-        ehc = self._open_ehc()
-        pause = ehc.paused()
-        assert pause is not None
-        pause.ended_at = now
-        length = ehc_clock.move_after_pause(ehc, self.state.policy, pause, now)
-        step = self._entry(
-            now,
-            EntryKind.EHC_CLOCK_RESUMED,
-            cmd.actor,
-            f"EHC clock resumed after {ehc_clock.span(self.state.policy, length)} "
-            f"({pause.reason.value}); "
-            "deadlines moved by the same",
-            ref=ehc.assessment_id,
-        )
-        return self._result(step, "EHC clock resumed", ehc.assessment_id)
-
-    # -- the 2014 Code: moving a 2001 journey in flight ---------------------------------------
+    # -- the 2014 Code: moving a 2001 journey in flight ------------------------------------
 
     def move_to_code_2014(self, cmd: MigrateInput, now: datetime) -> ActionResult:
         self.check("move_to_code_2014", cmd, now)
@@ -514,93 +286,7 @@ class Journey:
         ]
         return needs[-1] if needs else SenType.NSA
 
-    # -- the EHC clock --------------------------------------------------------------------------
-
-    def _open_ehc(self) -> EhcAssessment:
-        return self.rules.open_ehc()
-
-    def _milestone(
-        self,
-        cmd: Any,
-        now: datetime,
-        ehc: EhcAssessment,
-        summary: str,
-        reason: str,
-        ref: str | None = None,
-        tell_parents: bool = False,
-    ) -> ActionResult:
-        """A step in the assessment that leaves the stage as it is (already checked)."""
-        step = self._entry(
-            now,
-            EntryKind.EHC_MILESTONE,
-            cmd.actor,
-            summary,
-            reason=reason,
-            ref=ref or ehc.assessment_id,
-        )
-        if tell_parents:
-            notices.ehc_milestone(self.state, step, summary, now)
-        return self._result(step, summary, ref or ehc.assessment_id)
-
-    def _ehc_deadline_timers(self, now: datetime) -> None:
-        """The statutory deadlines of an open EHC needs assessment (none while the clock is
-        paused): a warning before each, then met, lapsed (parents' comments) or breached."""
-        s = self.state
-        ehc = s.ehc()
-        if ehc is None or ehc.paused() is not None:
-            return
-        for d in ehc.pending():
-            if not d.warned and now >= d.warn_at and now < d.due_at:
-                d.warned = True
-                step = self._entry(
-                    now,
-                    EntryKind.EHC_DEADLINE_WARNING,
-                    SYSTEM_ACTOR,
-                    f"{d.description} due by {d.due_on}",
-                    ref=d.deadline_id,
-                )
-                notices.ehc_deadline_alert(s, step, ehc, d, "ehc_deadline_warning", "due soon")
-            if now >= d.due_at:
-                d.warned = True
-                if d.kind is DeadlineKind.PARENT_COMMENTS:
-                    d.status = DeadlineStatus.LAPSED
-                    self._entry(
-                        now,
-                        EntryKind.EHC_PARENT_COMMENTS_CLOSED,
-                        SYSTEM_ACTOR,
-                        "parents' 15 days to comment on the draft plan have ended",
-                        ref=d.deadline_id,
-                    )
-                    continue
-                d.status = DeadlineStatus.BREACHED
-                d.breached_at = now
-                step = self._entry(
-                    now,
-                    EntryKind.EHC_DEADLINE_BREACHED,
-                    SYSTEM_ACTOR,
-                    f"statutory deadline missed: {d.description} (due {d.due_on})",
-                    ref=d.deadline_id,
-                )
-                notices.ehc_deadline_alert(
-                    s, step, ehc, d, "ehc_deadline_breached", "deadline missed"
-                )
-
-    def _plan(self, spec: IepInput, now: datetime, plan_id: str, stage: Stage) -> Iep:
-        return Iep(
-            iep_id=plan_id,
-            targets=list(spec.targets),
-            strategies=list(spec.strategies),
-            provision=list(spec.provision),
-            review_date=spec.review_date or self.state.policy.local_date(now),
-            responsible=list(spec.responsible),
-            agreed_at=now,
-            stage=stage,
-            kind=PLAN_KINDS.get(stage, "iep"),
-            expected_impact=spec.expected_impact,
-            pupil_views=spec.pupil_views,
-        )
-
-    # -- replies (signals: never raise out of the workflow, see apply_reply) -----------------
+    # -- replies (signals: never raise out of the workflow, see apply_reply) ---------------
 
     def complete_assessment(self, cmd: AssessmentCompletedInput, now: datetime) -> ActionResult:
         self._fire("complete_assessment", cmd, now)
@@ -712,7 +398,7 @@ class Journey:
     def is_open(self) -> bool:
         return self.state.stage is not Stage.CLOSED
 
-    # -- time -----------------------------------------------------------------------------
+    # -- time ------------------------------------------------------------------------------
 
     def next_wakeup(self) -> datetime | None:
         """The earliest instant something falls due; the workflow sleeps until then."""
@@ -854,260 +540,6 @@ class Journey:
                 notices.referral_chase(s, step, r)
                 if r.chases == 2:
                     notices.referral_escalated(s, step, r)
-
-    # -- helpers --------------------------------------------------------------------------
-
-    def referral(self, referral_id: str) -> Referral | None:
-        return self.rules.referral(referral_id)
-
-    def consultation(self, consultation_id: str) -> Consultation | None:
-        return next(
-            (c for c in self.state.consultations if c.consultation_id == consultation_id), None
-        )
-
-    def _stage_decision(
-        self,
-        trigger: str,
-        cmd: Any,
-        now: datetime,
-        summary: str,
-        reason: str,
-        triggers: list[Trigger],
-        iep: IepInput | None = None,
-        prepare: Callable[[], None] | None = None,
-    ) -> ActionResult:
-        """Fire a stage-changing trigger, run ``prepare`` (once the machine has agreed), record
-        the decision, agree the plan it brings and consult the parents."""
-        before = self.state.stage
-        self._fire(trigger, cmd, now)
-        if prepare is not None:
-            prepare()
-        step = self._next_step()
-        self._record(
-            step,
-            now,
-            EntryKind.DECISION,
-            cmd.actor,
-            summary,
-            reason=reason,
-            triggers=list(triggers),
-            before=before,
-            after=self.state.stage,
-        )
-        self._after_stage_change(step, now, before, iep or getattr(cmd, "iep", None), summary)
-        return self._result(step, summary)
-
-    def _after_stage_change(
-        self, step: int, now: datetime, before: Stage, iep: IepInput | None, subject: str
-    ) -> None:
-        s = self.state
-        last = s.ehc_assessments[-1] if s.ehc_assessments else None
-        if last is not None and last.ended_at is None and s.stage is not EHC:
-            ehc_clock.end(last, now)
-        if iep is not None:
-            self._agree_iep(step, now, iep)
-        if s.stage is Stage.MONITORING:
-            self._retire_iep()
-        if s.stage is Stage.CLOSED:
-            self._retire_iep()
-            s.closed_at = now
-            for r in s.open_referrals():
-                r.status = ReferralStatus.WITHDRAWN
-            for c in s.open_consultations():
-                c.status = ConsultationStatus.WITHDRAWN
-                c.decides_phase = False
-            # Nothing is left to decide: parents are told, not consulted.
-            notices.closure(s, step, subject, now)
-            return
-        elif s.iep is not None and s.review_due_at is not None and s.review_due_at <= now:
-            self._reschedule_review(now)  # reviewed without a new plan: next review from today
-        self._consult_parents(step, now, subject, decides_phase=s.phase is WAIT_P)
-
-    def _agree_iep(self, step: int, now: datetime, spec: IepInput) -> None:
-        s = self.state
-        due, review_date = self._review_due(now, spec.review_date)
-        if s.iep is not None:
-            s.past_ieps.append(s.iep)
-        s.iep = Iep(
-            iep_id=f"iep-{step}",
-            targets=list(spec.targets),
-            strategies=list(spec.strategies),
-            provision=list(spec.provision),
-            review_date=review_date,
-            responsible=list(spec.responsible),
-            agreed_at=now,
-            stage=s.stage,
-            kind=PLAN_KINDS.get(s.stage, "iep"),
-            expected_impact=spec.expected_impact,
-            pupil_views=spec.pupil_views,
-        )
-        s.review_due_at = due
-        s.next_review_date = review_date
-        s.overdue = False
-
-    def _reschedule_review(self, now: datetime) -> None:
-        s = self.state
-        assert s.iep is not None
-        s.review_due_at, s.iep.review_date = self._review_due(now, None)
-        s.next_review_date = s.iep.review_date
-        s.iep.reminder_sent = s.iep.overdue_notice_sent = False
-        s.overdue = False
-
-    def _review_due(self, now: datetime, review_date: date | None) -> tuple[datetime, date]:
-        s = self.state
-        policy = s.policy
-        if review_date is not None:
-            return policy.due_instant(review_date), review_date
-        if s.stage is EPL:  # the annual review of an EHC plan
-            if policy.short_clock:
-                due = now + policy.ehc_review_interval
-                return due, policy.local_date(due)
-            review_date = add_months(policy.local_date(now), policy.max_review_months_ehc_plan)
-            return policy.due_instant(review_date), review_date
-        if policy.short_clock:
-            due = now + policy.review_interval
-            return due, policy.local_date(due)
-        review_date = min(
-            policy.local_date(now + policy.review_interval),
-            policy.latest_review_date(policy.local_date(now), s.early_years),
-        )
-        return policy.due_instant(review_date), review_date
-
-    def _retire_iep(self) -> None:
-        s = self.state
-        if s.iep is not None:
-            s.past_ieps.append(s.iep)
-        s.iep = None
-        s.review_due_at = None
-        s.next_review_date = None
-        s.overdue = False
-
-    def _consult_parents(
-        self,
-        step: int,
-        now: datetime,
-        subject: str,
-        decides_phase: bool,
-        deadline: timedelta | None = None,
-    ) -> None:
-        s = self.state
-        # A newer stage decision supersedes the phase hold of an older one (it stays open).
-        if decides_phase:
-            for c in s.open_consultations():
-                c.decides_phase = False
-        consultation = Consultation(
-            consultation_id=f"consultation-{step}",
-            subject=subject,
-            step=step,
-            parent_ids=list(s.parent_ids),
-            opened_at=now,
-            deadline=now + (deadline or s.policy.consultation_deadline),
-            reminder_at=now + s.policy.consultation_reminder_after,
-            decides_phase=decides_phase,
-        )
-        s.consultations.append(consultation)
-        self._entry(
-            now,
-            EntryKind.CONSULTATION_OPENED,
-            SYSTEM_ACTOR,
-            f"parents consulted on {subject}",
-            ref=consultation.consultation_id,
-            bump=False,
-            step=step,
-        )
-        notices.consultation_letter(s, step, consultation)
-
-    def _settle(self, consultation: Consultation, now: datetime) -> None:
-        if consultation.decides_phase:
-            consultation.decides_phase = False
-            if self.rules.may_trigger("parents_settled", cmd=None, now=now):
-                self.rules.trigger("parents_settled", cmd=None, now=now)
-                self._sync()
-
-    def _next_step(self) -> int:
-        self.state.step += 1
-        return self.state.step
-
-    def _entry(
-        self,
-        now: datetime,
-        kind: EntryKind,
-        actor: Actor,
-        summary: str,
-        *,
-        reason: str = "",
-        after: Stage | None = None,
-        ref: str | None = None,
-        bump: bool = True,
-        step: int | None = None,
-    ) -> int:
-        step = self._next_step() if bump or step is None else step
-        self._record(step, now, kind, actor, summary, reason=reason, after=after, ref=ref)
-        return step
-
-    def _record(
-        self,
-        step: int,
-        now: datetime,
-        kind: EntryKind,
-        actor: Actor,
-        summary: str,
-        *,
-        reason: str = "",
-        triggers: list[Trigger] | None = None,
-        before: Stage | None = None,
-        after: Stage | None = None,
-        ref: str | None = None,
-    ) -> None:
-        self.state.timeline.append(
-            TimelineEntry(
-                step=step,
-                at=now,
-                kind=kind,
-                actor=actor,
-                summary=summary,
-                reason=reason,
-                triggers=list(triggers or []),
-                stage_before=before,
-                stage_after=after,
-                ref=ref,
-            )
-        )
-
-    def _sync(self) -> None:
-        s = self.state
-        s.machine_state = self.rules.machine_state
-        s.stage, s.phase = STATES[s.machine_state]
-        label = EARLY_YEARS_LABELS.get(s.stage) if s.early_years else None
-        s.stage_label = label or s.stage.value
-
-    def _result(self, step: int, summary: str, ref: str | None = None) -> ActionResult:
-        s = self.state
-        return ActionResult(
-            step=step,
-            stage=s.stage,
-            stage_label=s.stage_label,
-            phase=s.phase.value,
-            summary=summary,
-            ref=ref,
-        )
-
-
-PLAN_KINDS = {SS: "sen_support_plan", EHC: "sen_support_plan", EPL: "ehc_plan"}
-
-
-def _plan_input(plan: Iep | None) -> IepInput | None:
-    """The draft EHC plan as the input for the final one (review date set afresh)."""
-    if plan is None:
-        return None
-    return IepInput(
-        targets=list(plan.targets),
-        strategies=list(plan.strategies),
-        provision=list(plan.provision),
-        responsible=list(plan.responsible),
-        expected_impact=plan.expected_impact,
-        pupil_views=plan.pupil_views,
-    )
 
 
 def check_start(cmd: StartJourneyInput) -> None:
