@@ -821,7 +821,7 @@ def print_diagram(args: argparse.Namespace, settings: Settings) -> int:
 def diagram() -> str:
     from transitions.extensions.diagrams import GraphMachine
 
-    from domain.journey import STATES, TRANSITIONS
+    from domain.machine import STATES, TRANSITIONS
 
     class Model:
         pass

@@ -1,7 +1,8 @@
 """What each role may do, as data: the API asks here before it asks Temporal.
 
-Pure: no I/O. The journey's own rules (domain/journey.py) still decide whether an allowed
-person's action is legal *now*; this module decides whether it is theirs to attempt.
+Pure: no I/O. The journey's own rules (domain/machine.py and domain/guards.py) still decide
+whether an allowed person's action is legal *now*; this module decides whether it is theirs to
+attempt.
 """
 
 from __future__ import annotations

@@ -1,38 +1,31 @@
-"""The pupil's journey as a `transitions` state machine: the single source of legal moves.
+"""One pupil's journey: the decisions, timers and notices of the SEN Code of Practice.
 
-``TRANSITIONS`` is the whole table; ``MACHINE`` is built from it once per process. A
-``Journey`` wraps one ``JourneyState`` and binds its model to that machine at
-``state.machine_state``; it never stores the Machine in the state. Every school
-action is checked by asking the machine (``may_<trigger>``) with the command, and the guards
-record *why* a move is refused so the person asking gets a reason, not just "no".
+``Journey`` is the one class the workflow and the tools use. It wraps one ``JourneyState`` and
+binds its model to the shared machine (``domain.machine``) at ``state.machine_state``; it never
+stores the Machine in the state. Every school action is checked by asking the machine with the
+command, and the guards (``domain.guards``) record *why* a move is refused so the person asking
+gets a reason, not just "no".
+
+Where the rest lives: what every action shares (checking, the timeline, a stage decision and the
+parents' consultation) in ``domain.decisions``; the EHC needs assessment's steps in
+``domain.ehc`` and its statutory clock in ``domain.ehc_clock``; the wording of every notice in
+``domain.notices``.
 
 Pure: no I/O, no clocks. ``now`` comes in as an argument.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
 from dataclasses import replace
-from datetime import date, datetime, timedelta
-from typing import Any, cast
+from datetime import datetime
 
-from transitions import EventData, Machine
-
+from domain import ehc_clock, notices
 from domain.commands import (
     MAX_TEXT,
     ActionResult,
     AssessmentCompletedInput,
     CloseInput,
-    EhcAdviceReceivedInput,
-    EhcAdviceRequestInput,
-    EhcDecisionInput,
-    EhcDraftInput,
-    EhcFinalInput,
-    EhcPauseInput,
-    EhcResumeInput,
     EscalateInput,
-    IepInput,
     MigrateInput,
     OpenSchoolActionInput,
     OpenSenSupportInput,
@@ -41,32 +34,25 @@ from domain.commands import (
     RecordReviewInput,
     ReferInput,
     Refused,
-    RequestEhcAssessmentInput,
     RequestStatutoryAssessmentInput,
     StartJourneyInput,
     StepDownInput,
     check_opaque_id,
 )
+from domain.decisions import JourneyBase
+from domain.ehc import EhcSteps
+from domain.guards import has_text
+from domain.machine import EHC, SAS
 from domain.model import (
-    EARLY_YEARS_LABELS,
-    REGISTER_STAGES,
     SYSTEM_ACTOR,
     Actor,
     Consultation,
     ConsultationStatus,
-    DeadlineKind,
-    DeadlineStatus,
     EhcAssessment,
-    EhcDeadline,
-    EhcOutcome,
-    EhcPause,
     EntryKind,
-    Iep,
     JourneyState,
-    Notice,
     ParentReply,
     ParentResponse,
-    PauseReason,
     Phase,
     Referral,
     ReferralStatus,
@@ -75,845 +61,24 @@ from domain.model import (
     Role,
     SenType,
     Stage,
-    TimelineEntry,
-    Trigger,
 )
-from domain.policy import CODE_2014, add_months
-
-# transitions logs every state change at INFO, and again on every replay.
-logging.getLogger("transitions").setLevel(logging.WARNING)
-
-
-def state_name(stage: Stage, phase: Phase) -> str:
-    return f"{stage.value}__{phase.value}"
-
-
-SA, AP, SAS = Stage.SCHOOL_ACTION, Stage.SCHOOL_ACTION_PLUS, Stage.STATUTORY_ASSESSMENT
-SS, EHC, EPL = Stage.SEN_SUPPORT, Stage.EHC_NEEDS_ASSESSMENT, Stage.EHC_PLAN
-WAIT_P, ACTIVE, DUE, WAIT_A = (
-    Phase.AWAITING_PARENTS,
-    Phase.IEP_ACTIVE,
-    Phase.REVIEW_DUE,
-    Phase.AWAITING_ASSESSMENT,
-)
-
-#: Every (stage, phase) a journey can be in.
-STAGE_PHASES: dict[Stage, tuple[Phase, ...]] = {
-    Stage.MONITORING: (Phase.OBSERVING,),
-    SA: (WAIT_P, ACTIVE, DUE),
-    AP: (WAIT_P, ACTIVE, DUE, WAIT_A),
-    SAS: (WAIT_P, WAIT_A, DUE),
-    Stage.CLOSED: (Phase.ENDED,),
-    # The 2014 Code: the same phases, so a journey moves across keeping its phase.
-    SS: (WAIT_P, ACTIVE, DUE, WAIT_A),
-    EHC: (WAIT_P, WAIT_A, DUE),
-    EPL: (WAIT_P, ACTIVE, DUE),
-}
-STATES: dict[str, tuple[Stage, Phase]] = {
-    state_name(stage, phase): (stage, phase)
-    for stage, phases in STAGE_PHASES.items()
-    for phase in phases
-}
-MONITORING = state_name(Stage.MONITORING, Phase.OBSERVING)
-CLOSED = state_name(Stage.CLOSED, Phase.ENDED)
-OPEN_STATES = [s for s in STATES if s != CLOSED]
-
-
-def _all(stage: Stage, *phases: Phase) -> list[str]:
-    return [state_name(stage, p) for p in (phases or STAGE_PHASES[stage])]
-
-
-def _register_states() -> list[str]:
-    return [s for st in REGISTER_STAGES for s in _all(st)]
-
-
-#: The whole table of legal moves. Guards named here are methods of ``Journey``; a guard whose
-#: name starts with ``outcome_`` or ``when_`` selects a branch and never refuses by itself.
-TRANSITIONS: list[dict[str, Any]] = [
-    {
-        "trigger": "open_school_action",
-        "source": MONITORING,
-        "dest": state_name(SA, WAIT_P),
-        "conditions": ["under_2001", "by_senco", "with_sa_triggers", "with_evidence", "with_iep"],
-    },
-    {
-        "trigger": "escalate",
-        "source": _all(SA),
-        "dest": state_name(AP, WAIT_P),
-        "conditions": [
-            "by_senco",
-            "with_ap_triggers",
-            "with_evidence",
-            "with_iep",
-            "after_school_action_review",
-        ],
-    },
-    {
-        "trigger": "refer",
-        "source": _all(AP, ACTIVE, WAIT_A),
-        "dest": state_name(AP, WAIT_A),
-        "conditions": ["by_senco", "with_referral"],
-    },
-    {
-        "trigger": "refer",
-        "source": _all(AP, WAIT_P, DUE),
-        "dest": None,
-        "conditions": ["by_senco", "with_referral"],
-    },
-    {
-        "trigger": "request_statutory_assessment",
-        "source": _all(AP),
-        "dest": state_name(SAS, WAIT_P),
-        "conditions": ["under_2001", "by_senco", "with_evidence", "after_specialist_advice"],
-    },
-    {
-        "trigger": "step_down",
-        "source": _all(SA),
-        "dest": MONITORING,
-        "conditions": ["by_senco", "with_reason"],
-    },
-    {
-        "trigger": "step_down",
-        "source": _all(AP),
-        "dest": state_name(SA, WAIT_P),
-        "conditions": ["by_senco", "with_reason", "with_optional_iep"],
-    },
-    {
-        "trigger": "step_down",
-        "source": _all(SAS),
-        "dest": state_name(AP, WAIT_P),
-        "conditions": ["by_senco", "with_reason", "with_optional_iep"],
-    },
-    {
-        "trigger": "close",
-        "source": OPEN_STATES,
-        "dest": CLOSED,
-        "conditions": ["by_senco", "with_close_reason", "with_reason"],
-    },
-    {
-        "trigger": "record_note",
-        "source": OPEN_STATES,
-        "dest": None,
-        "conditions": ["by_school_staff", "with_note"],
-    },
-    # Reviews: the outcome picks the branch.
-    *[
-        {
-            "trigger": "record_review",
-            "source": _all(stage),
-            "dest": state_name(stage, WAIT_P),
-            "conditions": ["outcome_continue", "by_school_staff", "with_review", "with_iep"],
-        }
-        for stage in REGISTER_STAGES
-    ],
-    {
-        "trigger": "record_review",
-        "source": _all(SA),
-        "dest": state_name(AP, WAIT_P),
-        "conditions": [
-            "outcome_escalate",
-            "by_senco",
-            "with_review",
-            "with_ap_triggers",
-            "with_iep",
-        ],
-    },
-    {
-        "trigger": "record_review",
-        "source": _all(AP),
-        "dest": state_name(SAS, WAIT_P),
-        "conditions": ["outcome_escalate", "by_senco", "with_review", "after_specialist_advice"],
-    },
-    {
-        "trigger": "record_review",
-        "source": _all(SA),
-        "dest": MONITORING,
-        "conditions": ["outcome_step_down", "by_senco", "with_review"],
-    },
-    {
-        "trigger": "record_review",
-        "source": _all(AP),
-        "dest": state_name(SA, WAIT_P),
-        "conditions": ["outcome_step_down", "by_senco", "with_review", "with_optional_iep"],
-    },
-    {
-        "trigger": "record_review",
-        "source": _all(SAS),
-        "dest": state_name(AP, WAIT_P),
-        "conditions": ["outcome_step_down", "by_senco", "with_review", "with_optional_iep"],
-    },
-    {
-        "trigger": "record_review",
-        "source": _register_states(),
-        "dest": CLOSED,
-        "conditions": ["outcome_close", "by_senco", "with_review", "with_close_reason"],
-    },
-    # Timers and replies move the phase inside a stage.
-    *[
-        {
-            "trigger": "review_falls_due",
-            "source": [s for s in _all(stage) if STATES[s][1] is not DUE],
-            "dest": state_name(stage, DUE),
-        }
-        for stage in REGISTER_STAGES
-    ],
-    *[
-        {
-            "trigger": "parents_settled",
-            "source": state_name(stage, WAIT_P),
-            "dest": state_name(stage, WAIT_A),
-            "conditions": ["when_assessment_pending"],
-        }
-        for stage in (AP, SAS, SS, EHC)
-    ],
-    *[
-        {
-            "trigger": "parents_settled",
-            "source": state_name(stage, WAIT_P),
-            "dest": state_name(stage, ACTIVE),
-        }
-        for stage in (SA, AP, SS, EPL)
-    ],
-    *[
-        {  # (before the catch-all below: the first passing transition wins)
-            "trigger": "complete_assessment",
-            "source": state_name(stage, WAIT_A),
-            "dest": state_name(stage, ACTIVE),
-            "conditions": ["by_assigned_specialist", "when_last_open_referral"],
-        }
-        for stage in (AP, SS)
-    ],
-    {
-        "trigger": "complete_assessment",
-        "source": OPEN_STATES,
-        "dest": None,
-        "conditions": ["by_assigned_specialist"],
-    },
-    # -- the 2014 Code ----------------------------------------------------------------------
-    {
-        "trigger": "open_sen_support",
-        "source": MONITORING,
-        "dest": state_name(SS, WAIT_P),
-        "conditions": ["under_2014", "by_senco", "with_need", "with_evidence", "with_iep"],
-    },
-    {
-        "trigger": "refer",
-        "source": _all(SS, ACTIVE, WAIT_A),
-        "dest": state_name(SS, WAIT_A),
-        "conditions": ["by_senco", "with_referral"],
-    },
-    {
-        "trigger": "refer",
-        "source": _all(SS, WAIT_P, DUE) + _all(EHC) + _all(EPL),
-        "dest": None,
-        "conditions": ["by_senco", "with_referral"],
-    },
-    {
-        "trigger": "record_review",
-        "source": _all(SS) + _all(EHC) + _all(EPL),
-        "dest": None,
-        "conditions": ["outcome_escalate", "escalation_is_an_ehc_request"],
-    },
-    {
-        "trigger": "record_review",
-        "source": _all(SS),
-        "dest": MONITORING,
-        "conditions": ["outcome_step_down", "by_senco", "with_review"],
-    },
-    {
-        "trigger": "record_review",
-        "source": _all(EHC) + _all(EPL),
-        "dest": state_name(SS, WAIT_P),
-        "conditions": ["outcome_step_down", "by_senco", "with_review", "with_optional_iep"],
-    },
-    {
-        "trigger": "step_down",
-        "source": _all(SS),
-        "dest": MONITORING,
-        "conditions": ["by_senco", "with_reason"],
-    },
-    {
-        "trigger": "step_down",
-        "source": _all(EHC) + _all(EPL),
-        "dest": state_name(SS, WAIT_P),
-        "conditions": ["by_senco", "with_reason", "with_optional_iep"],
-    },
-    {
-        "trigger": "request_ehc_assessment",
-        "source": _all(SS),
-        "dest": state_name(EHC, WAIT_P),
-        "conditions": ["under_2014", "by_senco", "with_local_authority", "with_evidence"],
-    },
-    {
-        "trigger": "ehc_decide",
-        "source": _all(EHC),
-        "dest": None,
-        "conditions": ["when_yes", "by_local_authority", "ehc_decision_pending", "with_reason"],
-    },
-    {
-        "trigger": "ehc_decide",
-        "source": _all(EHC),
-        "dest": state_name(SS, WAIT_P),
-        "conditions": ["when_no", "by_local_authority", "ehc_decision_pending", "with_reason"],
-    },
-    {
-        "trigger": "ehc_request_advice",
-        "source": _all(EHC),
-        "dest": None,
-        "conditions": ["by_local_authority", "ehc_assessing", "ehc_before_draft", "with_adviser"],
-    },
-    {
-        "trigger": "ehc_advice_received",
-        "source": _all(EHC),
-        "dest": None,
-        "conditions": ["by_local_authority", "with_open_advice"],
-    },
-    {
-        "trigger": "ehc_draft",
-        "source": _all(EHC),
-        "dest": None,
-        "conditions": [
-            "when_yes",
-            "by_local_authority",
-            "ehc_assessing",
-            "ehc_before_draft",
-            "with_reason",
-            "with_iep",
-        ],
-    },
-    {
-        "trigger": "ehc_draft",
-        "source": _all(EHC),
-        "dest": state_name(SS, WAIT_P),
-        "conditions": [
-            "when_no",
-            "by_local_authority",
-            "ehc_assessing",
-            "ehc_before_draft",
-            "with_reason",
-        ],
-    },
-    {
-        "trigger": "ehc_finalise",
-        "source": _all(EHC),
-        "dest": state_name(EPL, WAIT_P),
-        "conditions": [
-            "by_local_authority",
-            "ehc_draft_issued",
-            "after_parent_comments",
-            "with_reason",
-            "with_optional_iep",
-        ],
-    },
-    {
-        "trigger": "pause_ehc_clock",
-        "source": _all(EHC),
-        "dest": None,
-        "conditions": ["by_local_authority", "ehc_clock_running"],
-    },
-    {
-        "trigger": "resume_ehc_clock",
-        "source": _all(EHC),
-        "dest": None,
-        "conditions": ["by_local_authority", "ehc_clock_paused"],
-    },
-    # Moving a 2001 journey in flight: each stage to its 2014 successor, keeping the phase.
-    *[
-        {
-            "trigger": "move_to_code_2014",
-            "source": state_name(old, phase),
-            "dest": state_name(new, phase),
-            "conditions": [
-                "by_admin",
-                "to_code_2014",
-                "under_2001",
-                "with_reason",
-                "with_transfer_authority",
-            ],
-        }
-        for old, new in ((SA, SS), (AP, SS), (SAS, EHC))
-        for phase in STAGE_PHASES[old]
-    ],
-    {
-        "trigger": "move_to_code_2014",
-        "source": MONITORING,
-        "dest": None,
-        "conditions": ["by_admin", "to_code_2014", "under_2001", "with_reason"],
-    },
-    {
-        "trigger": "move_to_code_2014",
-        "source": _all(SS) + _all(EHC) + _all(EPL),
-        "dest": None,
-        "conditions": ["by_admin", "under_2001"],  # refuses: already moved
-    },
-]
-
-ACTION_WORDS = {
-    "open_school_action": "open School Action",
-    "escalate": "escalate to School Action Plus",
-    "refer": "refer to a specialist",
-    "request_statutory_assessment": "request a statutory assessment",
-    "step_down": "step down",
-    "close": "close the journey",
-    "record_note": "record a progress note",
-    "record_review": "record a review",
-    "complete_assessment": "complete an assessment",
-    "open_sen_support": "open SEN Support",
-    "request_ehc_assessment": "request an EHC needs assessment",
-    "ehc_decide": "decide whether to assess",
-    "ehc_request_advice": "ask for advice",
-    "ehc_advice_received": "record advice received",
-    "ehc_draft": "issue a draft EHC plan or decide not to issue one",
-    "ehc_finalise": "issue the final EHC plan",
-    "pause_ehc_clock": "pause the EHC clock",
-    "resume_ehc_clock": "resume the EHC clock",
-    "move_to_code_2014": "move the journey to the 2014 Code",
-}
-
-
-def build_machine() -> Machine:
-    """The machine of ``TRANSITIONS``, with no model and no default state: each model is bound
-    at the state its journey stored (``bind``)."""
-    return Machine(
-        model=None,
-        states=list(STATES),
-        transitions=TRANSITIONS,
-        initial=None,
-        auto_transitions=False,
-        send_event=True,
-        model_attribute="machine_state",
-        # Unqueued (the default) is what makes one machine safe to share between journeys and
-        # the worker's activation threads: a trigger then reads only the table (states, events,
-        # transitions, conditions by name) and keeps its working data in a fresh EventData and
-        # on the model. A queued machine would hold one transition queue for all its models.
-        queued=False,
-    )
-
-
-#: Built once: constructing the 259 Transition objects of the table for every journey (each
-#: workflow run, each state decoded) cost ~0.55 ms; binding a model costs ~0.07 ms.
-MACHINE = build_machine()
-
-
-def bind(model: object, machine_state: str) -> None:
-    """Give ``model`` the machine's ``<trigger>`` and ``may_<trigger>`` methods, at
-    ``machine_state``. ``remove_model`` straight after: the model keeps its methods (partials
-    bound to it), and the shared machine keeps no reference to any journey. From several
-    threads this only appends to and removes from ``MACHINE.models``, which no trigger reads."""
-    MACHINE.add_model(model, initial=machine_state)
-    MACHINE.remove_model(model)
-
-
-class _Rules:
-    """The machine's model: holds ``machine_state`` and the guards, which say why they refuse."""
-
-    machine_state: str
-
-    def __init__(self, state: JourneyState) -> None:
-        self.state = state
-        self.reasons: list[str] = []
-        bind(self, state.machine_state)
-
-    def referral(self, referral_id: str) -> Referral | None:
-        return next((r for r in self.state.referrals if r.referral_id == referral_id), None)
-
-    def _refuse(self, reason: str) -> bool:
-        self.reasons.append(reason)
-        return False
-
-    # guards: each reads the command from the event and says why when it refuses
-
-    @staticmethod
-    def _cmd(event: EventData) -> Any:
-        return event.kwargs["cmd"]
-
-    def _actor(self, event: EventData) -> Actor:
-        actor = getattr(self._cmd(event), "actor", None)
-        return actor if isinstance(actor, Actor) else Actor(id="", role=Role.SYSTEM)
-
-    def by_senco(self, event: EventData) -> bool:
-        if self._actor(event).role is Role.SENCO:
-            return True
-        return self._refuse(f"only a SENCO may {ACTION_WORDS[event.event.name]}")
-
-    def by_school_staff(self, event: EventData) -> bool:
-        if self._actor(event).role in (Role.SENCO, Role.CLASS_TEACHER):
-            return True
-        return self._refuse(f"only a SENCO or class teacher may {ACTION_WORDS[event.event.name]}")
-
-    def by_assigned_specialist(self, event: EventData) -> bool:
-        cmd: AssessmentCompletedInput = self._cmd(event)
-        referral = self.referral(cmd.referral_id)
-        if referral is None:
-            return self._refuse(f"no referral {cmd.referral_id!r}")
-        if referral.status is not ReferralStatus.OPEN:
-            return self._refuse(f"referral {cmd.referral_id} is {referral.status.value}")
-        if cmd.actor.role is not Role.SPECIALIST or cmd.actor.id != referral.specialist_id:
-            return self._refuse(f"referral {cmd.referral_id} is assigned to another specialist")
-        if not _text(cmd.summary):
-            return self._refuse("an assessment needs a report summary")
-        return True
-
-    def _triggers(self, event: EventData, wanted: Callable[[Trigger], bool], code: str) -> bool:
-        triggers = getattr(self._cmd(event), "triggers", [])
-        if triggers and all(isinstance(t, Trigger) and wanted(t) for t in triggers):
-            return True
-        return self._refuse(f"cite at least one {code}-* trigger and only {code}-* triggers")
-
-    def with_sa_triggers(self, event: EventData) -> bool:
-        return self._triggers(event, lambda t: t.is_school_action, "SA")
-
-    def with_ap_triggers(self, event: EventData) -> bool:
-        return self._triggers(event, lambda t: t.is_action_plus, "AP")
-
-    def with_evidence(self, event: EventData) -> bool:
-        if _text(getattr(self._cmd(event), "evidence", "")):
-            return True
-        return self._refuse("give the evidence for the decision")
-
-    def with_reason(self, event: EventData) -> bool:
-        if _text(getattr(self._cmd(event), "reason", "")):
-            return True
-        return self._refuse("give a reason for the decision")
-
-    def with_note(self, event: EventData) -> bool:
-        if _text(self._cmd(event).note):
-            return True
-        return self._refuse("a progress note cannot be empty")
-
-    def with_close_reason(self, event: EventData) -> bool:
-        if getattr(self._cmd(event), "close_reason", None) is not None:
-            return True
-        return self._refuse("say why the journey closes (needs_met, left_school, moved_school)")
-
-    def _iep_input(self, event: EventData) -> IepInput | None:
-        cmd = self._cmd(event)
-        return cast(
-            IepInput | None,
-            getattr(cmd, "iep", None)
-            or getattr(cmd, "new_iep", None)
-            or getattr(cmd, "plan", None),
-        )
-
-    def with_iep(self, event: EventData) -> bool:
-        iep = self._iep_input(event)
-        if iep is None:
-            return self._refuse("an IEP is required: targets, strategies, provision, staff")
-        return self._iep_ok(iep, event.kwargs["now"], self._is_ehc_plan(event))
-
-    def with_optional_iep(self, event: EventData) -> bool:
-        iep = self._iep_input(event)
-        return iep is None or self._iep_ok(iep, event.kwargs["now"], self._is_ehc_plan(event))
-
-    def _is_ehc_plan(self, event: EventData) -> bool:
-        """Whether the plan a command brings is an EHC plan (reviewed annually)."""
-        name = event.event.name
-        if name == "ehc_finalise":
-            return True
-        outcome = getattr(self._cmd(event), "outcome", None)
-        return (
-            self.state.stage is EPL
-            and name == "record_review"
-            and outcome is not None
-            and (outcome is ReviewOutcome.CONTINUE)
-        )
-
-    def _iep_ok(self, iep: IepInput, now: datetime, ehc_plan: bool = False) -> bool:
-        if not iep.targets or not all(
-            _text(t.description) and _text(t.success_criterion) for t in iep.targets
-        ):
-            return self._refuse("an IEP needs at least one target, each with a success criterion")
-        if not iep.strategies or not all(_text(s) for s in iep.strategies):
-            return self._refuse("an IEP needs at least one teaching strategy")
-        if not iep.provision or not all(_text(p) for p in iep.provision):
-            return self._refuse("an IEP needs the provision to be put in place")
-        if not iep.responsible or not all(_text(r) for r in iep.responsible):
-            return self._refuse("an IEP needs the staff responsible for it")
-        policy = self.state.policy
-        if policy.is_2014:
-            if not _text(iep.expected_impact):
-                return self._refuse("a plan needs the expected impact on progress")
-            if not _text(iep.pupil_views):
-                return self._refuse("a plan records the pupil's own views")
-        if iep.review_date is not None:
-            today = policy.local_date(now)
-            latest = add_months(today, policy.review_months(self.state.early_years, ehc_plan))
-            if iep.review_date <= today:
-                return self._refuse(f"the review date {iep.review_date} is not after today")
-            if ehc_plan and iep.review_date > latest:
-                return self._refuse(
-                    f"the review date {iep.review_date} is later than {latest}: an EHC plan "
-                    "is reviewed at least every 12 months"
-                )
-            if policy.is_2014 and iep.review_date > latest:
-                return self._refuse(
-                    f"the review date {iep.review_date} is later than {latest}: parents meet "
-                    "the school at least three times a year, so plans are reviewed termly"
-                )
-            if iep.review_date > latest:
-                months = (
-                    policy.max_review_months_early_years
-                    if self.state.early_years
-                    else policy.max_review_months_school_age
-                )
-                who = "under compulsory school age" if self.state.early_years else "school-age"
-                return self._refuse(
-                    f"the review date {iep.review_date} is later than {latest}: IEPs for "
-                    f"{who} pupils are reviewed at least every {months} months"
-                )
-        return True
-
-    def after_school_action_review(self, event: EventData) -> bool:
-        if any(r.stage is SA for r in self.state.reviews):
-            return True
-        return self._refuse(
-            "School Action Plus needs at least one completed School Action review "
-            "(little progress despite an individualised programme)"
-        )
-
-    def after_specialist_advice(self, event: EventData) -> bool:
-        if any(r.status is ReferralStatus.COMPLETED for r in self.state.referrals):
-            return True
-        return self._refuse(
-            "a statutory assessment request needs a completed specialist assessment"
-        )
-
-    def with_referral(self, event: EventData) -> bool:
-        cmd: ReferInput = self._cmd(event)
-        try:
-            check_opaque_id(cmd.specialist_id, "specialist id")
-        except Refused as err:
-            return self._refuse(str(err))
-        if not _text(cmd.question):
-            return self._refuse("a referral must ask the specialist a question")
-        if any(r.kind is cmd.kind for r in self.state.open_referrals()):
-            return self._refuse(f"a {cmd.kind.value} referral is already open")
-        return True
-
-    def with_review(self, event: EventData) -> bool:
-        cmd: RecordReviewInput = self._cmd(event)
-        iep = self.state.iep
-        if iep is None:
-            return self._refuse("there is no IEP to review")
-        indexes = sorted(p.target_index for p in cmd.progress)
-        if indexes != list(range(len(iep.targets))):
-            return self._refuse(
-                f"record progress once for each of the IEP's {len(iep.targets)} target(s) "
-                f"(indexes 0..{len(iep.targets) - 1})"
-            )
-        if not all(_text(p.progress) for p in cmd.progress):
-            return self._refuse("describe the progress made on each target")
-        return True
-
-    def outcome_continue(self, event: EventData) -> bool:
-        return bool(self._cmd(event).outcome is ReviewOutcome.CONTINUE)
-
-    def outcome_escalate(self, event: EventData) -> bool:
-        return bool(self._cmd(event).outcome is ReviewOutcome.ESCALATE)
-
-    def outcome_step_down(self, event: EventData) -> bool:
-        return bool(self._cmd(event).outcome is ReviewOutcome.STEP_DOWN)
-
-    def outcome_close(self, event: EventData) -> bool:
-        return bool(self._cmd(event).outcome is ReviewOutcome.CLOSE)
-
-    def when_assessment_pending(self, event: EventData) -> bool:
-        return self.state.stage in (SAS, EHC) or bool(self.state.open_referrals())
-
-    def when_last_open_referral(self, event: EventData) -> bool:
-        referral_id = self._cmd(event).referral_id
-        return [r.referral_id for r in self.state.open_referrals()] == [referral_id]
-
-    # -- the 2014 Code ----------------------------------------------------------------------
-
-    def under_2001(self, event: EventData) -> bool:
-        if not self.state.policy.is_2014:
-            return True
-        if event.event.name == "move_to_code_2014":
-            return self._refuse("the journey already follows the 2014 Code (code_2014)")
-        return self._refuse(
-            f"this journey follows the 2014 Code, which has no {ACTION_WORDS[event.event.name]}"
-            ": use SEN Support and the EHC needs assessment"
-        )
-
-    def under_2014(self, event: EventData) -> bool:
-        if self.state.policy.is_2014:
-            return True
-        return self._refuse(
-            f"this journey follows the 2001 Code: {ACTION_WORDS[event.event.name]} needs "
-            "code_2014 (an admin moves journeys with `senflow migrate --to code_2014`)"
-        )
-
-    def by_local_authority(self, event: EventData) -> bool:
-        if self._actor(event).role is Role.LOCAL_AUTHORITY:
-            return True
-        return self._refuse(f"only the local authority may {ACTION_WORDS[event.event.name]}")
-
-    def by_admin(self, event: EventData) -> bool:
-        if self._actor(event).role is Role.ADMIN:
-            return True
-        return self._refuse(f"only an admin may {ACTION_WORDS[event.event.name]}")
-
-    def with_need(self, event: EventData) -> bool:
-        cmd: OpenSenSupportInput = self._cmd(event)
-        if not isinstance(cmd.primary_need, SenType):
-            return self._refuse("give the primary need as a census SEN type code")
-        if cmd.secondary_need is not None and (
-            not isinstance(cmd.secondary_need, SenType) or cmd.secondary_need is cmd.primary_need
-        ):
-            return self._refuse("the secondary need must be another census SEN type code")
-        return True
-
-    def with_local_authority(self, event: EventData) -> bool:
-        try:
-            check_opaque_id(self._cmd(event).local_authority_id, "local authority id")
-        except Refused as err:
-            return self._refuse(str(err))
-        return True
-
-    def to_code_2014(self, event: EventData) -> bool:
-        if self._cmd(event).to == CODE_2014:
-            return True
-        return self._refuse(f"journeys move to {CODE_2014} only")
-
-    def with_transfer_authority(self, event: EventData) -> bool:
-        if self.state.stage is not SAS:
-            return True
-        try:
-            check_opaque_id(self._cmd(event).local_authority_id, "local authority id")
-        except Refused:
-            return self._refuse(
-                "a statutory assessment moves to the EHC timeline: give the local authority's id"
-            )
-        return True
-
-    def escalation_is_an_ehc_request(self, event: EventData) -> bool:
-        return self._refuse(
-            "under the 2014 Code a review does not escalate: record the review, then request "
-            "an EHC needs assessment"
-        )
-
-    def when_yes(self, event: EventData) -> bool:
-        cmd = self._cmd(event)
-        return bool(getattr(cmd, "assess", None) is True or getattr(cmd, "issue", None) is True)
-
-    def when_no(self, event: EventData) -> bool:
-        cmd = self._cmd(event)
-        return bool(getattr(cmd, "assess", None) is False or getattr(cmd, "issue", None) is False)
-
-    def _ehc(self) -> EhcAssessment:
-        ehc = self.state.ehc()
-        assert ehc is not None, "an ehc_needs_assessment stage always has an open assessment"
-        return ehc
-
-    def ehc_decision_pending(self, event: EventData) -> bool:
-        if self._ehc().decided_to_assess is None:
-            return True
-        return self._refuse("the authority has already decided whether to assess")
-
-    def ehc_assessing(self, event: EventData) -> bool:
-        if self._ehc().decided_to_assess:
-            return True
-        return self._refuse("the authority has not yet decided to assess")
-
-    def ehc_before_draft(self, event: EventData) -> bool:
-        if self._ehc().draft_issued_at is None:
-            return True
-        return self._refuse("the draft plan has already been issued")
-
-    def ehc_draft_issued(self, event: EventData) -> bool:
-        if self._ehc().draft_issued_at is not None:
-            return True
-        return self._refuse("issue a draft plan first: parents comment on it before it is final")
-
-    def after_parent_comments(self, event: EventData) -> bool:
-        window = next(
-            (d for d in self._ehc().deadlines if d.kind is DeadlineKind.PARENT_COMMENTS), None
-        )
-        if window is None or window.status is not DeadlineStatus.PENDING:
-            return True
-        consultation = next(
-            (c for c in self.state.consultations if c.consultation_id == window.ref), None
-        )
-        if consultation is not None and consultation.status is not ConsultationStatus.OPEN:
-            return True
-        return self._refuse(
-            f"parents have until {window.due_on} to comment on the draft (15 calendar days)"
-        )
-
-    def with_adviser(self, event: EventData) -> bool:
-        cmd: EhcAdviceRequestInput = self._cmd(event)
-        try:
-            check_opaque_id(cmd.adviser_id, "adviser id")
-            check_opaque_id(cmd.kind, "kind of advice")
-        except Refused as err:
-            return self._refuse(str(err))
-        return True
-
-    def with_open_advice(self, event: EventData) -> bool:
-        advice_id = self._cmd(event).advice_id
-        ehc = self.state.ehc()
-        deadline = ehc.deadline(advice_id) if ehc is not None else None
-        if deadline is None or deadline.kind is not DeadlineKind.ADVICE:
-            return self._refuse(f"no advice request {advice_id!r}")
-        if deadline.met_at is not None:
-            return self._refuse(f"advice {advice_id} is already recorded")
-        return True
-
-    def ehc_clock_running(self, event: EventData) -> bool:
-        cmd: EhcPauseInput = self._cmd(event)
-        if self._ehc().paused() is not None:
-            return self._refuse("the EHC clock is already paused")
-        if not isinstance(cmd.reason, PauseReason):
-            return self._refuse("give the reason the regulations allow for the pause")
-        return True
-
-    def ehc_clock_paused(self, event: EventData) -> bool:
-        if self._ehc().paused() is not None:
-            return True
-        return self._refuse("the EHC clock is not paused")
-
+from domain.policy import CODE_2014
 
 #: Behaviour added after journeys were recorded. The workflow switches each on with
 #: ``workflow.patched`` so that histories recorded before it replay unchanged.
 FEATURE_REVIEW_INVITATIONS = "review-invitations"
 
-#: Entries whose reason and triggers a consultation letter explains.
-DECIDING = (EntryKind.DECISION, EntryKind.REVIEW, EntryKind.REFERRAL)
 
-#: How a trigger reads in a letter to parents.
-TRIGGER_WORDS: dict[Trigger, str] = {
-    Trigger.SA_PROGRESS: "little or no progress even when teaching targets the difficulty",
-    Trigger.SA_LITERACY_MATHS: "difficulty developing literacy or mathematics skills",
-    Trigger.SA_EMOTIONAL_BEHAVIOURAL: "persistent emotional or behavioural difficulties",
-    Trigger.SA_SENSORY_PHYSICAL: "sensory or physical needs, with little progress despite "
-    "specialist equipment",
-    Trigger.SA_COMMUNICATION: "communication and interaction difficulties",
-    Trigger.AP_PROGRESS_LONG: "little or no progress in specific areas over a long period",
-    Trigger.AP_BELOW_EXPECTED: "working substantially below children of the same age",
-    Trigger.AP_LITERACY_MATHS: "continuing difficulty with literacy and mathematics",
-    Trigger.AP_EMOTIONAL_BEHAVIOURAL: "difficulties that substantially interfere with learning "
-    "despite an individual behaviour programme",
-    Trigger.AP_SENSORY_PHYSICAL: "needs specialist equipment or regular specialist advice",
-    Trigger.AP_COMMUNICATION: "communication difficulties that are a substantial barrier to "
-    "learning and friendships",
-}
-
-
-class Journey:
+class Journey(EhcSteps, JourneyBase):
     """One pupil's journey: rules, decisions, timers and the notices they owe.
 
     Each public action first calls ``check`` (read-only, used by update validators) and then
-    changes ``self.state``; a refused action raises ``Refused`` and changes nothing.
+    changes ``self.state``; a refused action raises ``Refused`` and changes nothing. The EHC
+    needs assessment's actions come from ``EhcSteps`` (``domain.ehc``); ``check`` and the steps
+    every action shares from ``JourneyBase`` (``domain.decisions``).
     """
 
-    def __init__(self, state: JourneyState, features: frozenset[str] = frozenset()) -> None:
-        self.state = state
-        self.rules = _Rules(state)
-        #: Switched on per run by the workflow (``workflow.patched``); never stored.
-        self.features = features
-
-    # -- starting -------------------------------------------------------------------------
+    # -- starting --------------------------------------------------------------------------
 
     @staticmethod
     def begin(cmd: StartJourneyInput, now: datetime) -> Journey:
@@ -946,28 +111,7 @@ class Journey:
         )
         return journey
 
-    # -- asking the machine ---------------------------------------------------------------
-
-    def check(self, trigger: str, cmd: object, now: datetime) -> None:
-        """Raise ``Refused`` with every reason the machine gives; change nothing."""
-        self.rules.reasons = []
-        may = cast(Callable[..., bool], getattr(self.rules, f"may_{trigger}"))
-        if may(cmd=cmd, now=now):
-            return
-        reasons = list(dict.fromkeys(self.rules.reasons))
-        if not reasons:
-            reasons = [
-                f"cannot {ACTION_WORDS.get(trigger, trigger)} while the journey is at "
-                f"{self.state.stage.value} ({self.state.phase.value})"
-            ]
-        raise Refused("; ".join(reasons))
-
-    def _fire(self, trigger: str, cmd: object, now: datetime) -> None:
-        self.check(trigger, cmd, now)
-        cast(Callable[..., bool], getattr(self.rules, trigger))(cmd=cmd, now=now)
-        self._sync()
-
-    # -- school actions -------------------------------------------------------------------
+    # -- school actions --------------------------------------------------------------------
 
     def open_school_action(self, cmd: OpenSchoolActionInput, now: datetime) -> ActionResult:
         return self._stage_decision(
@@ -1063,32 +207,13 @@ class Journey:
             reason=cmd.question,
             ref=referral.referral_id,
         )
-        self._notify(
-            step,
-            "referral_request",
-            Role.SPECIALIST,
-            [cmd.specialist_id],
-            f"Assessment requested for pupil {self.state.pupil_id} ({referral.referral_id})",
-            [
-                f"The school asks for a {cmd.kind.value} assessment.",
-                f"Question: {cmd.question}",
-                f"Reply with: senflow assessment-completed {self.state.pupil_id} "
-                f"--referral {referral.referral_id} --summary ...",
-            ],
-            {
-                "referral_id": referral.referral_id,
-                "kind": cmd.kind.value,
-                "question": cmd.question,
-                "requested_on": self._day(now),
-                "chase_after": self._day(referral.next_chase_at),
-            },
-        )
+        notices.referral_request(self.state, step, referral)
         self._consult_parents(step, now, f"referral to {cmd.kind.value}", decides_phase=False)
         return self._result(
             step, f"referral {referral.referral_id} requested", referral.referral_id
         )
 
-    # -- the 2014 Code: SEN Support -----------------------------------------------------------
+    # -- the 2014 Code: SEN Support --------------------------------------------------------
 
     def open_sen_support(self, cmd: OpenSenSupportInput, now: datetime) -> ActionResult:
         self.check("open_sen_support", cmd, now)  # refuse before touching anything
@@ -1107,208 +232,7 @@ class Journey:
             iep=cmd.plan,
         )
 
-    # -- the 2014 Code: the EHC needs assessment and its statutory clock ----------------------
-
-    def request_ehc_assessment(self, cmd: RequestEhcAssessmentInput, now: datetime) -> ActionResult:
-        s = self.state
-        ehc = EhcAssessment(
-            assessment_id=f"ehc-{s.step + 1}",
-            local_authority_id=cmd.local_authority_id,
-            requested_at=now,
-            requested_by=cmd.actor,
-        )
-
-        def start_clock() -> None:
-            s.ehc_assessments.append(ehc)
-            self._start_clock(ehc, now)
-
-        result = self._stage_decision(
-            "request_ehc_assessment",
-            cmd,
-            now,
-            "asked the local authority for an EHC needs assessment",
-            cmd.evidence,
-            [],
-            prepare=start_clock,
-        )
-        self._tell_authority(ehc, result.step, "ehc_request", "EHC needs assessment requested")
-        return result
-
-    def ehc_decide(self, cmd: EhcDecisionInput, now: datetime) -> ActionResult:
-        self.check("ehc_decide", cmd, now)
-        ehc = self._open_ehc()
-
-        def decided() -> None:
-            ehc.decided_to_assess = cmd.assess
-            self._meet(ehc, "decision", now)
-            if not cmd.assess:
-                ehc.outcome = EhcOutcome.NOT_ASSESSED
-
-        if cmd.assess:
-            decided()
-            return self._milestone(
-                cmd, now, ehc, "the authority decided to assess", cmd.reason, tell_parents=True
-            )
-        return self._stage_decision(
-            "ehc_decide",
-            cmd,
-            now,
-            "the authority decided not to assess",
-            cmd.reason,
-            [],
-            prepare=decided,
-        )
-
-    def ehc_request_advice(self, cmd: EhcAdviceRequestInput, now: datetime) -> ActionResult:
-        self.check("ehc_request_advice", cmd, now)
-        ehc = self._open_ehc()
-        advice_id = f"advice-{self.state.step + 1}"
-        self._add_deadline(
-            ehc,
-            now,
-            advice_id,
-            DeadlineKind.ADVICE,
-            f"{cmd.kind} advice from {cmd.adviser_id}",
-            self.state.policy.ehc_advice,
-            ref=cmd.adviser_id,
-        )
-        result = self._milestone(
-            cmd, now, ehc, f"asked {cmd.adviser_id} for {cmd.kind} advice", "", ref=advice_id
-        )
-        deadline = ehc.deadline(advice_id)
-        assert deadline is not None
-        self._notify(
-            result.step,
-            "ehc_advice_request",
-            Role.SPECIALIST,
-            [cmd.adviser_id],
-            f"Advice requested for an EHC needs assessment ({advice_id})",
-            [f"Please give your {cmd.kind} advice by {deadline.due_on}."],
-            {"advice_id": advice_id, "kind": cmd.kind, "due_on": deadline.due_on.isoformat()},
-        )
-        return ActionResult(**{**result.__dict__, "ref": advice_id})
-
-    def ehc_advice_received(self, cmd: EhcAdviceReceivedInput, now: datetime) -> ActionResult:
-        self.check("ehc_advice_received", cmd, now)
-        ehc = self._open_ehc()
-        self._meet(ehc, cmd.advice_id, now)
-        return self._milestone(cmd, now, ehc, f"advice {cmd.advice_id} received", "")
-
-    def ehc_draft(self, cmd: EhcDraftInput, now: datetime) -> ActionResult:
-        self.check("ehc_draft", cmd, now)
-        ehc = self._open_ehc()
-        if not cmd.issue:
-
-            def not_issued() -> None:
-                self._meet(ehc, "draft", now)
-                ehc.outcome = EhcOutcome.NOT_ISSUED
-
-            return self._stage_decision(
-                "ehc_draft",
-                cmd,
-                now,
-                "the authority decided not to issue a plan",
-                cmd.reason,
-                [],
-                prepare=not_issued,
-            )
-        assert cmd.plan is not None  # with_iep
-        self._fire("ehc_draft", cmd, now)
-        self._meet(ehc, "draft", now)
-        ehc.draft_issued_at = now
-        ehc.draft_plan = self._plan(cmd.plan, now, f"draft-{self.state.step + 1}", EPL)
-        step = self._next_step()
-        self._record(
-            step,
-            now,
-            EntryKind.EHC_MILESTONE,
-            cmd.actor,
-            "draft EHC plan issued",
-            reason=cmd.reason,
-        )
-        self._consult_parents(
-            step,
-            now,
-            "the draft EHC plan",
-            decides_phase=False,
-            deadline=self.state.policy.ehc_parent_comments,
-        )
-        consultation = self.state.consultations[-1]
-        window = self._add_deadline(
-            ehc,
-            now,
-            "parent-comments",
-            DeadlineKind.PARENT_COMMENTS,
-            "parents' comments on the draft plan",
-            self.state.policy.ehc_parent_comments,
-            ref=consultation.consultation_id,
-        )
-        window.due_at = consultation.deadline  # the same instant the consultation lapses
-        window.warned = True  # parents get the consultation reminder, not a deadline warning
-        return self._result(step, "draft EHC plan issued", consultation.consultation_id)
-
-    def ehc_finalise(self, cmd: EhcFinalInput, now: datetime) -> ActionResult:
-        ehc = self._open_ehc()
-
-        def issued() -> None:
-            self._meet(ehc, "final", now)
-            ehc.outcome = EhcOutcome.PLAN_ISSUED
-
-        return self._stage_decision(
-            "ehc_finalise",
-            cmd,
-            now,
-            "the authority issued the final EHC plan",
-            cmd.reason,
-            [],
-            iep=cmd.plan or _plan_input(ehc.draft_plan),
-            prepare=issued,
-        )
-
-    def pause_ehc_clock(self, cmd: EhcPauseInput, now: datetime) -> ActionResult:
-        self._fire("pause_ehc_clock", cmd, now)
-        ehc = self._open_ehc()
-        ehc.pauses.append(EhcPause(reason=cmd.reason, started_at=now, actor=cmd.actor))
-        step = self._entry(
-            now,
-            EntryKind.EHC_CLOCK_PAUSED,
-            cmd.actor,
-            f"EHC clock paused: {cmd.reason.value}",
-            ref=ehc.assessment_id,
-        )
-        return self._result(step, "EHC clock paused", ehc.assessment_id)
-
-    def resume_ehc_clock(self, cmd: EhcResumeInput, now: datetime) -> ActionResult:
-        self._fire("resume_ehc_clock", cmd, now)
-        ehc = self._open_ehc()
-        pause = ehc.paused()
-        assert pause is not None
-        pause.ended_at = now
-        length = now - pause.started_at
-        if not self.state.policy.short_clock:  # deadlines stay on whole days
-            length = timedelta(days=-(-length // timedelta(days=1)))
-        policy = self.state.policy
-        for d in ehc.pending():
-            if d.created_at > pause.started_at:
-                continue
-            if policy.short_clock:
-                d.due_at += length
-            else:  # by calendar days, so the breach stays at 08:00 local across a clock change
-                d.due_on += length
-                d.due_at = policy.due_instant(d.due_on + timedelta(days=1))
-            d.warn_at = d.due_at - policy.ehc_warning_lead
-            d.due_on = self._due_on(d.due_at)
-        step = self._entry(
-            now,
-            EntryKind.EHC_CLOCK_RESUMED,
-            cmd.actor,
-            f"EHC clock resumed after {self._span(length)} ({pause.reason.value}); "
-            "deadlines moved by the same",
-            ref=ehc.assessment_id,
-        )
-        return self._result(step, "EHC clock resumed", ehc.assessment_id)
-
-    # -- the 2014 Code: moving a 2001 journey in flight ---------------------------------------
+    # -- the 2014 Code: moving a 2001 journey in flight ------------------------------------
 
     def move_to_code_2014(self, cmd: MigrateInput, now: datetime) -> ActionResult:
         self.check("move_to_code_2014", cmd, now)
@@ -1347,41 +271,10 @@ class Journey:
                 transferred_from=requested,
             )
             s.ehc_assessments.append(ehc)
-            self._start_clock(ehc, now)
-            self._tell_authority(ehc, step, "ehc_request", "statutory assessment transferred")
+            ehc_clock.start(ehc, s.policy, now)
+            notices.ehc_request(s, step, ehc, "ehc_request", "statutory assessment transferred")
         if before is not Stage.MONITORING:
-            facts: dict[str, Any] = {
-                "decision": summary,
-                "decided_on": self._day(now),
-                "stage_before": label_before,
-                "stage_after": s.stage_label,
-                "census_code": s.census_code,
-                "primary_need": s.primary_need.value if s.primary_need else "",
-            }
-            lines = [
-                "The SEN Code of Practice 2014 replaces School Action and School Action Plus "
-                "with one category, SEN Support.",
-                f"Your child's support moves from {label_before} to {s.stage_label}.",
-            ]
-            if s.iep is not None:
-                lines.append(
-                    f"The current plan continues; its review stays on {s.iep.review_date}."
-                )
-                facts.update(self._iep_facts(s.iep))
-            if s.stage is EHC:
-                lines.append(
-                    "The statutory assessment continues as an EHC needs assessment, on the new "
-                    "20-week timeline."
-                )
-            self._notify(
-                step,
-                "code_2014_transfer",
-                Role.PARENT,
-                list(s.parent_ids),
-                "Your child's SEN support under the new Code of Practice",
-                lines,
-                facts,
-            )
+            notices.code_2014_transfer(s, step, summary, label_before, now)
         return self._result(step, summary)
 
     def _assessed_need(self) -> SenType:
@@ -1393,215 +286,7 @@ class Journey:
         ]
         return needs[-1] if needs else SenType.NSA
 
-    # -- the EHC clock --------------------------------------------------------------------------
-
-    def _open_ehc(self) -> EhcAssessment:
-        return self.rules._ehc()
-
-    def _start_clock(self, ehc: EhcAssessment, now: datetime) -> None:
-        policy = self.state.policy
-        for deadline_id, kind, description, duration in (
-            (
-                "decision",
-                DeadlineKind.DECISION_TO_ASSESS,
-                "decision whether to assess",
-                policy.ehc_decision_to_assess,
-            ),
-            (
-                "draft",
-                DeadlineKind.DRAFT_OR_NOT_ISSUE,
-                "draft plan or decision not to issue",
-                policy.ehc_draft_or_not_issue,
-            ),
-            ("final", DeadlineKind.FINAL_PLAN, "final EHC plan", policy.ehc_final_plan),
-        ):
-            self._add_deadline(ehc, now, deadline_id, kind, description, duration)
-
-    def _add_deadline(
-        self,
-        ehc: EhcAssessment,
-        now: datetime,
-        deadline_id: str,
-        kind: DeadlineKind,
-        description: str,
-        duration: timedelta,
-        ref: str | None = None,
-    ) -> EhcDeadline:
-        """A deadline ``duration`` after ``now``. On the Code's clock it is met if the step is
-        taken any time on the due day; the breach is recorded the next school morning."""
-        policy = self.state.policy
-        if policy.short_clock:
-            due_at = now + duration
-        else:
-            due_at = policy.due_instant(policy.local_date(now + duration) + timedelta(days=1))
-        warn_at = due_at - policy.ehc_warning_lead
-        deadline = EhcDeadline(
-            deadline_id=deadline_id,
-            kind=kind,
-            description=description,
-            created_at=now,
-            due_at=due_at,
-            due_on=self._due_on(due_at),
-            warn_at=warn_at,
-            warned=warn_at <= now,
-            ref=ref,
-        )
-        ehc.deadlines.append(deadline)
-        return deadline
-
-    def _due_on(self, due_at: datetime) -> date:
-        policy = self.state.policy
-        if policy.short_clock:
-            return policy.local_date(due_at)
-        return policy.local_date(due_at) - timedelta(days=1)
-
-    def _meet(self, ehc: EhcAssessment, deadline_id: str, now: datetime) -> None:
-        deadline = ehc.deadline(deadline_id)
-        if deadline is not None and deadline.met_at is None:
-            deadline.met_at = now  # a breached deadline stays breached: met late
-            if deadline.status is DeadlineStatus.PENDING:
-                deadline.status = DeadlineStatus.MET
-
-    def _end_ehc(self, ehc: EhcAssessment, now: datetime) -> None:
-        if ehc.outcome is None:
-            ehc.outcome = EhcOutcome.WITHDRAWN
-        ehc.ended_at = now
-        pause = ehc.paused()
-        if pause is not None:
-            pause.ended_at = now
-        for d in ehc.pending():
-            d.status = DeadlineStatus.CANCELLED
-
-    def _milestone(
-        self,
-        cmd: Any,
-        now: datetime,
-        ehc: EhcAssessment,
-        summary: str,
-        reason: str,
-        ref: str | None = None,
-        tell_parents: bool = False,
-    ) -> ActionResult:
-        """A step in the assessment that leaves the stage as it is (already checked)."""
-        step = self._entry(
-            now,
-            EntryKind.EHC_MILESTONE,
-            cmd.actor,
-            summary,
-            reason=reason,
-            ref=ref or ehc.assessment_id,
-        )
-        if tell_parents:
-            self._notify(
-                step,
-                "ehc_milestone",
-                Role.PARENT,
-                list(self.state.parent_ids),
-                f"EHC needs assessment: {summary}",
-                [f"On {self._day(now)} {summary}."],
-                {"decision": summary, "decided_on": self._day(now)},
-            )
-        return self._result(step, summary, ref or ehc.assessment_id)
-
-    def _tell_authority(self, ehc: EhcAssessment, step: int, kind: str, subject: str) -> None:
-        s = self.state
-        self._notify(
-            step,
-            kind,
-            Role.LOCAL_AUTHORITY,
-            [ehc.local_authority_id],
-            f"{subject}: pupil {s.pupil_id} ({ehc.assessment_id})",
-            [f"Decide whether to assess by {d.due_on}." for d in ehc.deadlines[:1]]
-            + [f"Final plan due by {d.due_on}." for d in ehc.deadlines if d.deadline_id == "final"],
-            {
-                "assessment_id": ehc.assessment_id,
-                "deadlines": {d.deadline_id: d.due_on.isoformat() for d in ehc.deadlines},
-            },
-        )
-
-    def _ehc_on_time(self, now: datetime) -> None:
-        s = self.state
-        ehc = s.ehc()
-        if ehc is None or ehc.paused() is not None:
-            return
-        for d in ehc.pending():
-            if not d.warned and now >= d.warn_at and now < d.due_at:
-                d.warned = True
-                step = self._entry(
-                    now,
-                    EntryKind.EHC_DEADLINE_WARNING,
-                    SYSTEM_ACTOR,
-                    f"{d.description} due by {d.due_on}",
-                    ref=d.deadline_id,
-                )
-                self._ehc_alert(ehc, d, step, "ehc_deadline_warning", "due soon")
-            if now >= d.due_at:
-                d.warned = True
-                if d.kind is DeadlineKind.PARENT_COMMENTS:
-                    d.status = DeadlineStatus.LAPSED
-                    self._entry(
-                        now,
-                        EntryKind.EHC_PARENT_COMMENTS_CLOSED,
-                        SYSTEM_ACTOR,
-                        "parents' 15 days to comment on the draft plan have ended",
-                        ref=d.deadline_id,
-                    )
-                    continue
-                d.status = DeadlineStatus.BREACHED
-                d.breached_at = now
-                step = self._entry(
-                    now,
-                    EntryKind.EHC_DEADLINE_BREACHED,
-                    SYSTEM_ACTOR,
-                    f"statutory deadline missed: {d.description} (due {d.due_on})",
-                    ref=d.deadline_id,
-                )
-                self._ehc_alert(ehc, d, step, "ehc_deadline_breached", "deadline missed")
-
-    def _ehc_alert(
-        self, ehc: EhcAssessment, d: EhcDeadline, step: int, kind: str, what: str
-    ) -> None:
-        s = self.state
-        facts = {
-            "assessment_id": ehc.assessment_id,
-            "deadline": d.kind.value,
-            "description": d.description,
-            "due_on": d.due_on.isoformat(),
-        }
-        subject = f"EHC needs assessment {what}: {d.description} (pupil {s.pupil_id})"
-        lines = [f"{d.description}: due {d.due_on}."]
-        self._notify(
-            step, kind, Role.LOCAL_AUTHORITY, [ehc.local_authority_id], subject, lines, facts
-        )
-        self._notify(step, kind, Role.SENCO, [s.senco_id], subject, lines, facts)
-
-    def _ehc_wakeups(self) -> list[datetime]:
-        ehc = self.state.ehc()
-        if ehc is None or ehc.paused() is not None:
-            return []
-        return [d.due_at if d.warned else d.warn_at for d in ehc.pending()]
-
-    def _plan(self, spec: IepInput, now: datetime, plan_id: str, stage: Stage) -> Iep:
-        return Iep(
-            iep_id=plan_id,
-            targets=list(spec.targets),
-            strategies=list(spec.strategies),
-            provision=list(spec.provision),
-            review_date=spec.review_date or self.state.policy.local_date(now),
-            responsible=list(spec.responsible),
-            agreed_at=now,
-            stage=stage,
-            kind=PLAN_KINDS.get(stage, "iep"),
-            expected_impact=spec.expected_impact,
-            pupil_views=spec.pupil_views,
-        )
-
-    def _span(self, length: timedelta) -> str:
-        if self.state.policy.short_clock:
-            return f"{int(length.total_seconds())} s"
-        return f"{length.days} days"
-
-    # -- replies (signals: never raise out of the workflow, see apply_reply) -----------------
+    # -- replies (signals: never raise out of the workflow, see apply_reply) ---------------
 
     def complete_assessment(self, cmd: AssessmentCompletedInput, now: datetime) -> ActionResult:
         self._fire("complete_assessment", cmd, now)
@@ -1620,22 +305,7 @@ class Journey:
             reason=cmd.summary,
             ref=referral.referral_id,
         )
-        self._notify(
-            step,
-            "assessment_received",
-            Role.SENCO,
-            [self.state.senco_id],
-            f"Assessment received for pupil {self.state.pupil_id} ({referral.referral_id})",
-            [f"The {referral.kind.value} assessment is complete."]
-            + [f"Recommendation: {r}" for r in referral.recommendations],
-            {
-                "referral_id": referral.referral_id,
-                "kind": referral.kind.value,
-                "summary": cmd.summary,
-                "recommendations": list(referral.recommendations),
-                "waited_days": (now - referral.requested_at).days,
-            },
-        )
+        notices.assessment_received(self.state, step, referral, now)
         return self._result(step, "assessment recorded", referral.referral_id)
 
     def check_parent_reply(self, cmd: ParentRespondedInput) -> Consultation:
@@ -1680,23 +350,9 @@ class Journey:
                 None,
             )
             if ehc is not None and window is not None:
-                self._meet(ehc, window.deadline_id, now)  # parents have commented on the draft
+                ehc_clock.meet(ehc, window.deadline_id, now)  # parents have commented on the draft
         if cmd.reply is not ParentReply.AGREE:
-            self._notify(
-                step,
-                "parent_reply",
-                Role.SENCO,
-                [self.state.senco_id],
-                f"Parent reply for pupil {self.state.pupil_id}: {cmd.reply.value}",
-                [f"On: {consultation.subject} ({consultation.consultation_id})"],
-                {
-                    "consultation_id": consultation.consultation_id,
-                    "subject": consultation.subject,
-                    "reply": cmd.reply.value,
-                    "parent_id": cmd.parent_id,
-                    "comments": cmd.comments,
-                },
-            )
+            notices.parent_reply(self.state, step, consultation, cmd)
         return self._result(step, "reply recorded", consultation.consultation_id)
 
     def reject_message(self, now: datetime, what: str, reason: str, actor: Actor) -> None:
@@ -1742,7 +398,7 @@ class Journey:
     def is_open(self) -> bool:
         return self.state.stage is not Stage.CLOSED
 
-    # -- time -----------------------------------------------------------------------------
+    # -- time ------------------------------------------------------------------------------
 
     def next_wakeup(self) -> datetime | None:
         """The earliest instant something falls due; the workflow sleeps until then."""
@@ -1762,15 +418,28 @@ class Journey:
         for c in s.open_consultations():
             candidates.append(c.deadline if c.reminder_sent else c.reminder_at)
         candidates += [r.next_chase_at for r in s.open_referrals()]
-        candidates += self._ehc_wakeups()
+        candidates += ehc_clock.wakeups(s.ehc())
         return min(candidates) if candidates else None
 
     def on_time(self, now: datetime) -> bool:
-        """Apply everything due at ``now``. Returns whether anything changed."""
+        """Apply everything due at ``now``. Returns whether anything changed.
+
+        The families run in this order, always: the notices they queue and the timeline steps
+        they number are what committed histories replay against.
+        """
         before = self.state.step
-        s = self.state
-        if s.stage is Stage.CLOSED:
+        if self.state.stage is Stage.CLOSED:
             return False
+        self._compulsory_school_age_timer(now)
+        self._review_timers(now)
+        self._consultation_timers(now)
+        self._ehc_deadline_timers(now)
+        self._referral_timers(now)
+        return self.state.step != before
+
+    def _compulsory_school_age_timer(self, now: datetime) -> None:
+        """An early years pupil reaching compulsory school age: the stage's label changes."""
+        s = self.state
         csa = s.compulsory_school_age_date
         if s.early_years and csa is not None and now >= s.policy.due_instant(csa):
             s.early_years = False
@@ -1781,67 +450,51 @@ class Journey:
                 SYSTEM_ACTOR,
                 f"reached compulsory school age on {csa}; stage now reported as {s.stage_label}",
             )
+
+    def _review_timers(self, now: datetime) -> None:
+        """The plan's review: a reminder before the due date, due on it, overdue after it."""
+        s = self.state
         iep = s.iep
-        if iep is not None and s.review_due_at is not None:
-            due = s.review_due_at
-            if not iep.reminder_sent and now >= due - s.policy.reminder_lead:
-                iep.reminder_sent = True
-                step = self._entry(
-                    now,
-                    EntryKind.REVIEW_REMINDER,
-                    SYSTEM_ACTOR,
-                    f"review of {iep.iep_id} due on {iep.review_date}",
-                    ref=iep.iep_id,
-                )
-                self._notify_staff(
-                    step,
-                    "review_reminder",
-                    iep,
-                    f"IEP review due {iep.review_date} for pupil {s.pupil_id}",
-                    [f"The review of {iep.iep_id} is due on {iep.review_date}."],
-                    self._iep_facts(iep),
-                )
-                if FEATURE_REVIEW_INVITATIONS in self.features:
-                    self._notify(
-                        step,
-                        "review_invitation",
-                        Role.PARENT,
-                        list(s.parent_ids),
-                        f"Your child's plan will be reviewed on {iep.review_date}",
-                        [f"The review of {iep.iep_id} is due on {iep.review_date}."],
-                        self._iep_facts(iep),
-                    )
-            if now >= due and self.rules.may_review_falls_due(cmd=None, now=now):  # type: ignore[attr-defined]
-                self.rules.review_falls_due(cmd=None, now=now)  # type: ignore[attr-defined]
-                self._sync()
-                self._entry(
-                    now,
-                    EntryKind.REVIEW_DUE,
-                    SYSTEM_ACTOR,
-                    f"review of {iep.iep_id} is due today",
-                    ref=iep.iep_id,
-                )
-            if not iep.overdue_notice_sent and now >= due + s.policy.overdue_grace:
-                iep.overdue_notice_sent = True
-                s.overdue = True
-                step = self._entry(
-                    now,
-                    EntryKind.REVIEW_OVERDUE,
-                    SYSTEM_ACTOR,
-                    f"review of {iep.iep_id} is overdue (was due {iep.review_date})",
-                    ref=iep.iep_id,
-                )
-                self._notify_staff(
-                    step,
-                    "review_overdue",
-                    iep,
-                    f"OVERDUE: IEP review for pupil {s.pupil_id}",
-                    [
-                        f"The review of {iep.iep_id} was due on {iep.review_date} "
-                        "and has not been recorded."
-                    ],
-                    {**self._iep_facts(iep), "grace_days": s.policy.overdue_grace.days},
-                )
+        if iep is None or s.review_due_at is None:
+            return
+        due = s.review_due_at
+        if not iep.reminder_sent and now >= due - s.policy.reminder_lead:
+            iep.reminder_sent = True
+            step = self._entry(
+                now,
+                EntryKind.REVIEW_REMINDER,
+                SYSTEM_ACTOR,
+                f"review of {iep.iep_id} due on {iep.review_date}",
+                ref=iep.iep_id,
+            )
+            notices.review_reminder(s, step, iep)
+            if FEATURE_REVIEW_INVITATIONS in self.features:
+                notices.review_invitation(s, step, iep)
+        if now >= due and self.rules.may_trigger("review_falls_due", cmd=None, now=now):
+            self.rules.trigger("review_falls_due", cmd=None, now=now)
+            self._sync()
+            self._entry(
+                now,
+                EntryKind.REVIEW_DUE,
+                SYSTEM_ACTOR,
+                f"review of {iep.iep_id} is due today",
+                ref=iep.iep_id,
+            )
+        if not iep.overdue_notice_sent and now >= due + s.policy.overdue_grace:
+            iep.overdue_notice_sent = True
+            s.overdue = True
+            step = self._entry(
+                now,
+                EntryKind.REVIEW_OVERDUE,
+                SYSTEM_ACTOR,
+                f"review of {iep.iep_id} is overdue (was due {iep.review_date})",
+                ref=iep.iep_id,
+            )
+            notices.review_overdue(s, step, iep)
+
+    def _consultation_timers(self, now: datetime) -> None:
+        """Open consultations: a reminder to parents, then no response by the deadline."""
+        s = self.state
         for c in s.open_consultations():
             if not c.reminder_sent and now >= c.reminder_at:
                 c.reminder_sent = True
@@ -1852,23 +505,7 @@ class Journey:
                     f"reminded parents about {c.subject}",
                     ref=c.consultation_id,
                 )
-                self._notify(
-                    step,
-                    "consultation_reminder",
-                    Role.PARENT,
-                    c.unanswered(),
-                    f"Reminder: please reply by {self._day(c.deadline)}",
-                    [
-                        f"We have not yet heard from you about: {c.subject}.",
-                        f"Reply to consultation {c.consultation_id} by {self._day(c.deadline)}.",
-                    ],
-                    {
-                        "consultation_id": c.consultation_id,
-                        "subject": c.subject,
-                        "opened_on": self._day(c.opened_at),
-                        "reply_by": self._day(c.deadline),
-                    },
-                )
+                notices.consultation_reminder(s, step, c)
             if now >= c.deadline:
                 for parent_id in c.unanswered():
                     c.responses.append(
@@ -1885,7 +522,10 @@ class Journey:
                     ref=c.consultation_id,
                 )
                 self._settle(c, now)
-        self._ehc_on_time(now)
+
+    def _referral_timers(self, now: datetime) -> None:
+        """Open referrals: chased every interval; the SENCO is told after the second chase."""
+        s = self.state
         for r in s.open_referrals():
             if now >= r.next_chase_at:
                 r.chases += 1
@@ -1897,407 +537,9 @@ class Journey:
                     f"chased {r.kind.value} referral (chase {r.chases})",
                     ref=r.referral_id,
                 )
-                self._notify(
-                    step,
-                    "referral_chase",
-                    Role.SPECIALIST,
-                    [r.specialist_id],
-                    f"Chase: assessment for pupil {s.pupil_id} ({r.referral_id})",
-                    [
-                        f"Requested {self._day(r.requested_at)}; not yet received.",
-                        f"Question: {r.question}",
-                    ],
-                    {
-                        "referral_id": r.referral_id,
-                        "kind": r.kind.value,
-                        "question": r.question,
-                        "requested_on": self._day(r.requested_at),
-                        "chase": r.chases,
-                    },
-                )
+                notices.referral_chase(s, step, r)
                 if r.chases == 2:
-                    self._notify(
-                        step,
-                        "referral_escalated",
-                        Role.SENCO,
-                        [s.senco_id],
-                        f"Referral {r.referral_id} still open after two chases",
-                        [
-                            f"The {r.kind.value} referral requested "
-                            f"{self._day(r.requested_at)} has not been answered."
-                        ],
-                        {
-                            "referral_id": r.referral_id,
-                            "kind": r.kind.value,
-                            "specialist_id": r.specialist_id,
-                            "requested_on": self._day(r.requested_at),
-                            "chase": r.chases,
-                        },
-                    )
-        return self.state.step != before
-
-    # -- helpers --------------------------------------------------------------------------
-
-    def referral(self, referral_id: str) -> Referral | None:
-        return self.rules.referral(referral_id)
-
-    def consultation(self, consultation_id: str) -> Consultation | None:
-        return next(
-            (c for c in self.state.consultations if c.consultation_id == consultation_id), None
-        )
-
-    def _stage_decision(
-        self,
-        trigger: str,
-        cmd: Any,
-        now: datetime,
-        summary: str,
-        reason: str,
-        triggers: list[Trigger],
-        iep: IepInput | None = None,
-        prepare: Callable[[], None] | None = None,
-    ) -> ActionResult:
-        """Fire a stage-changing trigger, run ``prepare`` (once the machine has agreed), record
-        the decision, agree the plan it brings and consult the parents."""
-        before = self.state.stage
-        self._fire(trigger, cmd, now)
-        if prepare is not None:
-            prepare()
-        step = self._next_step()
-        self._record(
-            step,
-            now,
-            EntryKind.DECISION,
-            cmd.actor,
-            summary,
-            reason=reason,
-            triggers=list(triggers),
-            before=before,
-            after=self.state.stage,
-        )
-        self._after_stage_change(step, now, before, iep or getattr(cmd, "iep", None), summary)
-        return self._result(step, summary)
-
-    def _after_stage_change(
-        self, step: int, now: datetime, before: Stage, iep: IepInput | None, subject: str
-    ) -> None:
-        s = self.state
-        last = s.ehc_assessments[-1] if s.ehc_assessments else None
-        if last is not None and last.ended_at is None and s.stage is not EHC:
-            self._end_ehc(last, now)
-        if iep is not None:
-            self._agree_iep(step, now, iep)
-        if s.stage is Stage.MONITORING:
-            self._retire_iep()
-        if s.stage is Stage.CLOSED:
-            self._retire_iep()
-            s.closed_at = now
-            for r in s.open_referrals():
-                r.status = ReferralStatus.WITHDRAWN
-            for c in s.open_consultations():
-                c.status = ConsultationStatus.WITHDRAWN
-                c.decides_phase = False
-            # Nothing is left to decide: parents are told, not consulted.
-            self._notify(
-                step,
-                "closure",
-                Role.PARENT,
-                list(s.parent_ids),
-                f"Your child's SEN support has ended: {subject}",
-                [
-                    f"Decision: {subject}.",
-                    f"No reply is needed. Contact the SENCO, {s.senco_id}, with any questions.",
-                ],
-                {
-                    "decision": subject,
-                    "decided_on": self._day(now),
-                    "close_reason": s.close_reason.value if s.close_reason else "",
-                },
-            )
-            return
-        elif s.iep is not None and s.review_due_at is not None and s.review_due_at <= now:
-            self._reschedule_review(now)  # reviewed without a new plan: next review from today
-        self._consult_parents(step, now, subject, decides_phase=s.phase is WAIT_P)
-
-    def _agree_iep(self, step: int, now: datetime, spec: IepInput) -> None:
-        s = self.state
-        due, review_date = self._review_due(now, spec.review_date)
-        if s.iep is not None:
-            s.past_ieps.append(s.iep)
-        s.iep = Iep(
-            iep_id=f"iep-{step}",
-            targets=list(spec.targets),
-            strategies=list(spec.strategies),
-            provision=list(spec.provision),
-            review_date=review_date,
-            responsible=list(spec.responsible),
-            agreed_at=now,
-            stage=s.stage,
-            kind=PLAN_KINDS.get(s.stage, "iep"),
-            expected_impact=spec.expected_impact,
-            pupil_views=spec.pupil_views,
-        )
-        s.review_due_at = due
-        s.next_review_date = review_date
-        s.overdue = False
-
-    def _reschedule_review(self, now: datetime) -> None:
-        s = self.state
-        assert s.iep is not None
-        s.review_due_at, s.iep.review_date = self._review_due(now, None)
-        s.next_review_date = s.iep.review_date
-        s.iep.reminder_sent = s.iep.overdue_notice_sent = False
-        s.overdue = False
-
-    def _review_due(self, now: datetime, review_date: date | None) -> tuple[datetime, date]:
-        s = self.state
-        policy = s.policy
-        if review_date is not None:
-            return policy.due_instant(review_date), review_date
-        if s.stage is EPL:  # the annual review of an EHC plan
-            if policy.short_clock:
-                due = now + policy.ehc_review_interval
-                return due, policy.local_date(due)
-            review_date = add_months(policy.local_date(now), policy.max_review_months_ehc_plan)
-            return policy.due_instant(review_date), review_date
-        if policy.short_clock:
-            due = now + policy.review_interval
-            return due, policy.local_date(due)
-        review_date = min(
-            policy.local_date(now + policy.review_interval),
-            policy.latest_review_date(policy.local_date(now), s.early_years),
-        )
-        return policy.due_instant(review_date), review_date
-
-    def _retire_iep(self) -> None:
-        s = self.state
-        if s.iep is not None:
-            s.past_ieps.append(s.iep)
-        s.iep = None
-        s.review_due_at = None
-        s.next_review_date = None
-        s.overdue = False
-
-    def _consult_parents(
-        self,
-        step: int,
-        now: datetime,
-        subject: str,
-        decides_phase: bool,
-        deadline: timedelta | None = None,
-    ) -> None:
-        s = self.state
-        # A newer stage decision supersedes the phase hold of an older one (it stays open).
-        if decides_phase:
-            for c in s.open_consultations():
-                c.decides_phase = False
-        consultation = Consultation(
-            consultation_id=f"consultation-{step}",
-            subject=subject,
-            step=step,
-            parent_ids=list(s.parent_ids),
-            opened_at=now,
-            deadline=now + (deadline or s.policy.consultation_deadline),
-            reminder_at=now + s.policy.consultation_reminder_after,
-            decides_phase=decides_phase,
-        )
-        s.consultations.append(consultation)
-        self._entry(
-            now,
-            EntryKind.CONSULTATION_OPENED,
-            SYSTEM_ACTOR,
-            f"parents consulted on {subject}",
-            ref=consultation.consultation_id,
-            bump=False,
-            step=step,
-        )
-        lines = [f"Decision: {subject}.", f"Stage: {s.stage_label}."]
-        if s.iep is not None and s.stage is not Stage.CLOSED:
-            lines.append(f"Plan {s.iep.iep_id}, next review on {s.iep.review_date}.")
-            lines += [
-                f"Target: {t.description} (success: {t.success_criterion})" for t in s.iep.targets
-            ]
-        lines.append(
-            f"Please reply to consultation {consultation.consultation_id} "
-            f"by {self._day(consultation.deadline)} (agree, disagree or ask to meet)."
-        )
-        decided = next((e for e in s.timeline if e.step == step and e.kind in DECIDING), None)
-        facts: dict[str, Any] = {
-            "consultation_id": consultation.consultation_id,
-            "decision": subject,
-            "reason": decided.reason if decided else "",
-            "needs": [TRIGGER_WORDS[t] for t in decided.triggers] if decided else [],
-            "trigger_codes": [t.value for t in decided.triggers] if decided else [],
-            "decided_by": decided.actor.role.value if decided else "",
-            "decided_on": self._day(now),
-            "reply_by": self._day(consultation.deadline),
-        }
-        if s.iep is not None:
-            facts.update(self._iep_facts(s.iep))
-        self._notify(
-            step,
-            "consultation",
-            Role.PARENT,
-            consultation.parent_ids,
-            f"Your child's SEN support: {subject}",
-            lines,
-            facts,
-        )
-
-    def _settle(self, consultation: Consultation, now: datetime) -> None:
-        if consultation.decides_phase:
-            consultation.decides_phase = False
-            if self.rules.may_parents_settled(cmd=None, now=now):  # type: ignore[attr-defined]
-                self.rules.parents_settled(cmd=None, now=now)  # type: ignore[attr-defined]
-                self._sync()
-
-    def _notify_staff(
-        self,
-        step: int,
-        kind: str,
-        iep: Iep,
-        subject: str,
-        lines: list[str],
-        facts: dict[str, Any],
-    ) -> None:
-        staff = list(dict.fromkeys([self.state.senco_id, *iep.responsible]))
-        self._notify(step, kind, Role.SENCO, staff, subject, lines, facts)
-
-    def _notify(
-        self,
-        step: int,
-        kind: str,
-        role: Role,
-        recipients: list[str],
-        subject: str,
-        lines: list[str],
-        facts: dict[str, Any] | None = None,
-    ) -> None:
-        """Queue a message. ``lines`` is the plain summary; ``facts`` feed the letter templates
-        (what changed, what is due when), with the pupil's reference and who to contact."""
-        s = self.state
-        common = {
-            "pupil_ref": s.pupil_id,
-            "school": s.school_id,
-            "senco": s.senco_id,
-            "stage": s.stage_label,
-        }
-        for recipient in recipients:
-            s.outbox.append(
-                Notice(
-                    key=f"{step}-{kind}-{recipient}",
-                    kind=kind,
-                    recipient_role=role,
-                    recipient_id=recipient,
-                    subject=subject,
-                    lines=list(lines),
-                    facts={**common, **(facts or {})},
-                )
-            )
-
-    def _iep_facts(self, iep: Iep) -> dict[str, Any]:
-        return {
-            "iep_id": iep.iep_id,
-            "review_date": iep.review_date.isoformat(),
-            "targets": [
-                {"description": t.description, "criterion": t.success_criterion}
-                for t in iep.targets
-            ],
-            "strategies": list(iep.strategies),
-            "provision": list(iep.provision),
-            "responsible": list(iep.responsible),
-        }
-
-    def _day(self, instant: datetime) -> str:
-        policy = self.state.policy
-        if policy.short_clock:
-            return instant.astimezone(policy.zone()).strftime("%Y-%m-%d %H:%M")
-        return policy.local_date(instant).isoformat()
-
-    def _next_step(self) -> int:
-        self.state.step += 1
-        return self.state.step
-
-    def _entry(
-        self,
-        now: datetime,
-        kind: EntryKind,
-        actor: Actor,
-        summary: str,
-        *,
-        reason: str = "",
-        after: Stage | None = None,
-        ref: str | None = None,
-        bump: bool = True,
-        step: int | None = None,
-    ) -> int:
-        step = self._next_step() if bump or step is None else step
-        self._record(step, now, kind, actor, summary, reason=reason, after=after, ref=ref)
-        return step
-
-    def _record(
-        self,
-        step: int,
-        now: datetime,
-        kind: EntryKind,
-        actor: Actor,
-        summary: str,
-        *,
-        reason: str = "",
-        triggers: list[Trigger] | None = None,
-        before: Stage | None = None,
-        after: Stage | None = None,
-        ref: str | None = None,
-    ) -> None:
-        self.state.timeline.append(
-            TimelineEntry(
-                step=step,
-                at=now,
-                kind=kind,
-                actor=actor,
-                summary=summary,
-                reason=reason,
-                triggers=list(triggers or []),
-                stage_before=before,
-                stage_after=after,
-                ref=ref,
-            )
-        )
-
-    def _sync(self) -> None:
-        s = self.state
-        s.machine_state = self.rules.machine_state
-        s.stage, s.phase = STATES[s.machine_state]
-        label = EARLY_YEARS_LABELS.get(s.stage) if s.early_years else None
-        s.stage_label = label or s.stage.value
-
-    def _result(self, step: int, summary: str, ref: str | None = None) -> ActionResult:
-        s = self.state
-        return ActionResult(
-            step=step,
-            stage=s.stage,
-            stage_label=s.stage_label,
-            phase=s.phase.value,
-            summary=summary,
-            ref=ref,
-        )
-
-
-PLAN_KINDS = {SS: "sen_support_plan", EHC: "sen_support_plan", EPL: "ehc_plan"}
-
-
-def _plan_input(plan: Iep | None) -> IepInput | None:
-    """The draft EHC plan as the input for the final one (review date set afresh)."""
-    if plan is None:
-        return None
-    return IepInput(
-        targets=list(plan.targets),
-        strategies=list(plan.strategies),
-        provision=list(plan.provision),
-        responsible=list(plan.responsible),
-        expected_impact=plan.expected_impact,
-        pupil_views=plan.pupil_views,
-    )
+                    notices.referral_escalated(s, step, r)
 
 
 def check_start(cmd: StartJourneyInput) -> None:
@@ -2310,9 +552,5 @@ def check_start(cmd: StartJourneyInput) -> None:
         check_opaque_id(parent_id, "parent id")
     if cmd.actor.role not in (Role.SENCO, Role.CLASS_TEACHER):
         raise Refused("only a SENCO or class teacher may raise a concern")
-    if not _text(cmd.concern):
+    if not has_text(cmd.concern):
         raise Refused("describe the concern")
-
-
-def _text(value: object) -> bool:
-    return isinstance(value, str) and 0 < len(value.strip()) and len(value) <= MAX_TEXT

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import starter
-from domain.journey import STATES, TRANSITIONS
+from domain.machine import STATES, TRANSITIONS
 from service.actions import ACTIONS
 from settings import Settings
 

@@ -36,7 +36,8 @@ from domain.commands import (
     StartJourneyInput,
     StepDownInput,
 )
-from domain.journey import STATES, TRANSITIONS, Journey
+from domain.journey import Journey
+from domain.machine import STATES, TRANSITIONS
 from domain.model import (
     REGISTER_STAGES,
     Actor,

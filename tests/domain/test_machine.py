@@ -14,7 +14,8 @@ from datetime import timedelta
 import pytest
 
 from domain.commands import CloseInput, RecordNoteInput, Refused, StepDownInput
-from domain.journey import MACHINE, STATES, TRANSITIONS, Journey, state_name
+from domain.journey import Journey
+from domain.machine import MACHINE, STATES, TRANSITIONS, state_name
 from domain.model import CloseReason, Phase, Stage
 from scenarios import SENCO, T0, TEACHER, at_action_plus_with_referral, at_school_action, started
 
