@@ -19,6 +19,8 @@ COPY reform ./reform
 COPY api ./api
 COPY access ./access
 COPY crypto ./crypto
+COPY service ./service
+COPY cli ./cli
 COPY starter.py worker.py devserver.py settings.py ./
 RUN pip install . && mkdir -p /var/lib/senflow/outbox && chown -R senflow:senflow /var/lib/senflow
 
