@@ -162,9 +162,9 @@ async def outage(
     it went down and came back, and the CLI's exit status while it was down."""
     server.stop(how)
     down = datetime.now(UTC)
-    # a person trying meanwhile is told Temporal is unreachable (exit 3), not a traceback
+    # an operator checking meanwhile is told Temporal is unreachable (exit 3), not a traceback
     cli = subprocess.run(
-        [find_binary("senflow"), "show", "r-0"], env=env, capture_output=True, timeout=60
+        [find_binary("senflow"), "records", "verify"], env=env, capture_output=True, timeout=60
     )
     await asyncio.sleep(max(0.0, seconds - (datetime.now(UTC) - down).total_seconds()))
     await server.start()
