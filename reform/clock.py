@@ -12,8 +12,9 @@ from typing import Any
 
 from temporalio.client import Client
 
-import starter
 from domain.model import DeadlineStatus, EhcAssessment, JourneyState
+from service import temporal
+from service.errors import NotFound
 
 Row = dict[str, Any]
 
@@ -51,18 +52,18 @@ async def statutory_clock(
     client: Client, now: datetime, school: str | None = None, concurrency: int = 8
 ) -> list[Row]:
     """One row per EHC needs assessment of every running journey (optionally one school)."""
-    listings = await starter.list_journeys(client, school=school)
+    listings = await temporal.listing(client, school=school)
     gate = asyncio.Semaphore(concurrency)
 
-    async def rows_of(pupil_id: str) -> list[Row]:
+    async def rows_of(journey_id: str) -> list[Row]:
         async with gate:
             try:
-                state = await starter.show(client, pupil_id)
-            except starter.NotFound:
+                state = await temporal.state(client, journey_id)
+            except NotFound:
                 return []
         return clock_rows(state, now)
 
-    found = await asyncio.gather(*(rows_of(listing.pupil_id) for listing in listings))
+    found = await asyncio.gather(*(rows_of(listing.journey_id) for listing in listings))
     return sorted(
         (row for rows in found for row in rows),
         key=lambda r: (r["school"], r["pupil"], r["assessment"]),

@@ -17,12 +17,13 @@ from datetime import UTC, datetime
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
-import starter
-from domain.commands import ActionResult, MigrateInput, Refused
+from domain.commands import MigrateInput, Refused
 from domain.journey import Journey
 from domain.model import Actor, Stage
 from domain.policy import CODE_2014
-from workflows.pupil_journey import workflow_id
+from service import temporal
+from service.errors import NotFound
+from workflows.pupil_journey import PupilJourney
 
 #: Where each 2001 stage lands (the phase is kept).
 SUCCESSOR = {
@@ -90,33 +91,34 @@ async def migrate(
     listings = []
     targets: list[str | None] = [*schools] or [None]
     for school in targets:
-        listings += await starter.list_journeys(client, school=school)
+        listings += await temporal.listing(client, school=school)
     gate = asyncio.Semaphore(concurrency)
 
-    async def one(pupil_id: str) -> None:
+    async def one(journey_id: str) -> None:
         async with gate:
-            outcome = await _move(client, pupil_id, actor, reason, local_authority_id, dry_run)
+            outcome = await _move(client, journey_id, actor, reason, local_authority_id, dry_run)
         report.outcomes.append(outcome)
         if progress is not None:
             progress(outcome)
 
-    await asyncio.gather(*(one(listing.pupil_id) for listing in listings))
+    await asyncio.gather(*(one(listing.journey_id) for listing in listings))
     report.outcomes.sort(key=lambda o: (o.school_id, o.pupil_id))
     return report
 
 
 async def _move(
     client: Client,
-    pupil_id: str,
+    journey_id: str,
     actor: Actor,
     reason: str,
     local_authority_id: str,
     dry_run: bool,
 ) -> Outcome:
     try:
-        state = await starter.show(client, pupil_id)
-    except starter.NotFound:
-        return Outcome(pupil_id, "?", "?", "?", "gone", "closed while the run listed it")
+        state = await temporal.state(client, journey_id)
+    except NotFound:  # no state, so no pupil to name: the journey id says which it was
+        return Outcome("?", "?", "?", "?", "gone", f"{journey_id} closed while the run listed it")
+    pupil_id = state.pupil_id
     before = state.stage.value
     if state.policy.name == CODE_2014:
         return Outcome(pupil_id, state.school_id, before, before, "already")
@@ -128,15 +130,15 @@ async def _move(
         except Refused as err:
             return Outcome(pupil_id, state.school_id, before, before, "refused", str(err))
         return Outcome(pupil_id, state.school_id, before, after, "would_move")
-    handle = client.get_workflow_handle(workflow_id(pupil_id))
+    handle = client.get_workflow_handle_for(PupilJourney.run, journey_id)
     try:
-        result: ActionResult = await handle.execute_update(
-            "move_to_code_2014", cmd, result_type=ActionResult, id=update_id(pupil_id)
+        result = await handle.execute_update(
+            PupilJourney.move_to_code_2014, cmd, id=update_id(pupil_id)
         )
     except WorkflowUpdateFailedError as err:
         return Outcome(
-            pupil_id, state.school_id, before, before, "refused", starter.cause_message(err)
+            pupil_id, state.school_id, before, before, "refused", temporal.cause_message(err)
         )
     except RPCError as err:
-        raise starter.translate(err, pupil_id) from None
+        raise temporal.translate(err) from None
     return Outcome(pupil_id, state.school_id, before, result.stage.value, "moved")
