@@ -13,6 +13,7 @@ import httpx
 from access import store
 from api.app import create_app
 from apistack import IEP, Stack, journey_at_action_plus
+from domain.model import Role
 from records.db import make_engine, sessions
 from service.reports import Report
 from settings import Settings
@@ -324,7 +325,7 @@ async def test_status_codes(stack: Stack) -> None:
     factory = sessions(make_engine(stack.settings.database_url))
     with factory.begin() as session:
         token = store.add_user(
-            session, f"u{uuid.uuid4().hex[:6]}", store.Role.SENCO, ["s1"], datetime.now(UTC)
+            session, f"u{uuid.uuid4().hex[:6]}", Role.SENCO, ["s1"], datetime.now(UTC)
         )
     me = {"Authorization": f"Bearer {token}"}
     assert (await h.get("/v1/me", headers=me)).status_code == 200

@@ -8,12 +8,14 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 from temporalio.testing import ActivityEnvironment
 
 from access import store
@@ -30,7 +32,7 @@ JOURNEY = "journey-5e1f0c2a9b7d4e6f8a3b1c0d2e4f6a8b"  # a reply code is bound to
 
 
 @pytest.fixture
-def factory(tmp_path: Path):  # type: ignore[no-untyped-def]
+def factory(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
     engine = make_engine(f"sqlite:///{tmp_path}/records.db")
     migrate(engine)
     yield sessions(engine)
@@ -48,13 +50,16 @@ def test_users_add_prints_a_token_once_and_stores_only_its_hash(tmp_path: Path) 
         "SENFLOW_API_PORT": str(port),
         "SENFLOW_API_URL": f"http://127.0.0.1:{port}",
     }
-    run = lambda *a, token=None: subprocess.run(  # noqa: E731
-        [SENFLOW, *a],
-        env={**env, "SENFLOW_TOKEN": token} if token else env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+
+    def run(*a: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [SENFLOW, *a],
+            env={**env, "SENFLOW_TOKEN": token} if token else env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
     assert run("records", "migrate").returncode == 0
     booted = run("users-bootstrap", "admin-7", "--school", "S1")
     assert booted.returncode == 0, booted.stderr
@@ -97,7 +102,9 @@ def test_users_add_prints_a_token_once_and_stores_only_its_hash(tmp_path: Path) 
     assert store.Authenticator(factory).authenticate(admin) is not None
 
 
-def test_authentication_checks_secret_expiry_and_revocation(factory) -> None:  # type: ignore[no-untyped-def]
+def test_authentication_checks_secret_expiry_and_revocation(
+    factory: sessionmaker[Session],
+) -> None:
     now = datetime.now(UTC)
     with factory.begin() as session:
         token = store.add_user(session, "t-1", Role.CLASS_TEACHER, ["S1"], now)
@@ -116,8 +123,8 @@ def test_authentication_checks_secret_expiry_and_revocation(factory) -> None:  #
 
 
 async def test_a_retried_letter_carries_the_same_reply_code_issued_once(
-    factory, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+    factory: sessionmaker[Session], tmp_path: Path
+) -> None:
     codes = ReplyCodes(factory, b"k" * 40, "http://api.example")
     notifier = Notifier(tmp_path / "outbox", "x.invalid", "s@x.invalid", None, None, codes)
     notice = Notice(
@@ -146,13 +153,13 @@ async def test_a_retried_letter_carries_the_same_reply_code_issued_once(
     for _ in range(3):  # the first attempt and two retries
         result = await env.run(notifier.send_notice, SendNoticeInput(JOURNEY, notice))
         letters.append(Path(result.path).read_text())
-    codes = {c for letter in letters for c in re.findall(r"sf\.[0-9a-f]{16}\.[\w-]{43}", letter)}
-    assert len(codes) == 1, codes  # the same code in every attempt's letter (text and HTML)
+    found = {c for letter in letters for c in re.findall(r"sf\.[0-9a-f]{16}\.[\w-]{43}", letter)}
+    assert len(found) == 1, found  # the same code in every attempt's letter (text and HTML)
     with factory() as session:
         rows = session.scalars(select(ApiToken)).all()
     assert len(rows) == 1 and rows[0].consultation_id == "consultation-3"
     assert rows[0].expires_at == datetime(2030, 1, 21, 0, 0, tzinfo=UTC)  # end of the day, London
-    [code] = codes
+    [code] = found
     principal = store.Authenticator(factory).authenticate(code)
     assert principal is not None and principal.consultation == (JOURNEY, "consultation-3")
     assert principal.actor_id == "carer-1" and principal.role is Role.PARENT
