@@ -90,8 +90,9 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _problem(409, str(err))
 
     async def not_found(_: Request, err: Exception) -> Response:
-        # the same answer for another setting's journey as for a missing one
-        return _problem(404, "no such journey")
+        # The service words it the same for another setting's journey (or user) as for a
+        # missing one; "no such user" is not "no such journey".
+        return _problem(404, str(err))
 
     async def forbidden(_: Request, err: Exception) -> Response:
         return _problem(403, str(err))

@@ -11,7 +11,7 @@ from access.policy import Permission, Principal, require
 from audit import compliance
 from audit import trail as trail_module
 from audit.compliance import Breach
-from service import temporal
+from service import identity, temporal
 from service.context import Services
 from service.errors import NotFound
 from service.journeys import reach
@@ -55,9 +55,13 @@ async def _trail(svc: Services, principal: Principal, journey_id: str) -> trail_
     try:
         await reach(svc, principal, journey_id, Permission.READ_HISTORY)
     except NotFound:
+        client = await svc.client()
+        held = await asyncio.to_thread(identity.place_of, svc.factory, journey_id)
+        if held is not None or await temporal.school_of(client, journey_id) is not None:
+            raise  # another setting's journey: its history is neither fetched nor decrypted
         # Temporal may have deleted a closed journey that only the archive holds: its own
         # recorded state says whose it was.
-        trail = await temporal.trail(await svc.client(), journey_id, archive)
+        trail = await temporal.trail(client, journey_id, archive)
         if not principal.reaches(trail.state.school_id):
             raise
         return trail

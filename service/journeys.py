@@ -191,6 +191,7 @@ async def locate(
 ) -> str:
     """The journey id a setting's pupil reference means, for this caller. A caller with
     several settings names the setting; another setting's pupil is simply not found."""
+    require(principal, Permission.READ_JOURNEY)  # the role first, as ``reach`` asks it
     check_opaque_id(reference, "pupil reference")
     if principal.role is Role.PARENT:  # a reply code reaches its one journey, found by id
         raise NotFound("no such journey")
@@ -367,7 +368,7 @@ async def complete_assessment(
     state = await temporal.state(client, journey_id)
     referral = next((r for r in state.referrals if r.referral_id == referral_id), None)
     if referral is None or referral.specialist_id != principal.actor_id:
-        raise NotFound("no such referral for you")
+        raise NotFound("no such journey")  # as for a journey that does not exist
     cmd = AssessmentCompletedInput(
         reply_id or new_reply_id(),
         referral_id,
@@ -391,7 +392,7 @@ async def respond(
     reply_id: str | None = None,
 ) -> str:
     """A parent answers a consultation, with the code from that consultation's letter."""
-    require(principal, Permission.RESPOND_CONSULTATION)
+    await reach(svc, principal, journey_id, Permission.RESPOND_CONSULTATION)
     if principal.consultation != (journey_id, consultation_id):
         raise Forbidden("your reply code is for another consultation")
     client = await svc.client()

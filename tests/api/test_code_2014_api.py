@@ -28,9 +28,10 @@ async def test_sen_support_and_an_ehc_assessment_through_the_api(stack: Stack) -
         "concern": "speech",
         "policy": "code_2014",
     }
-    await post(stack, "senco-s1", "/v1/journeys", start)
-    stack.started.append(pupil)
-    j = f"/v1/journeys/{pupil}"
+    view = await post(stack, "senco-s1", "/v1/journeys", start)
+    stack.started.append(view["journey_id"])
+    assert (view["pupil_id"], view["stage"]) == (pupil, "monitoring")
+    j = f"/v1/journeys/{view['journey_id']}"
     r = await stack.http.post(
         f"{j}/sen-support",
         json={"primary_need": "SLCN", "evidence": "screen", "plan": IEP},
@@ -81,13 +82,13 @@ async def test_an_admin_moves_their_schools_journeys_once(stack: Stack) -> None:
         "parent_ids": ["carer-1"],
         "concern": "reading",
     }
-    await post(stack, "senco-s3", "/v1/journeys", start)
-    stack.started.append(pupil)
+    journey = (await post(stack, "senco-s3", "/v1/journeys", start))["journey_id"]
+    stack.started.append(journey)
     body = {"triggers": ["SA-PROGRESS"], "evidence": "behind", "iep": IEP}
-    await post(stack, "senco-s3", f"/v1/journeys/{pupil}/school-action", body)
+    await post(stack, "senco-s3", f"/v1/journeys/{journey}/school-action", body)
     for _ in range(100):  # visibility lists it
         r = await stack.http.get("/v1/journeys?school=s3", headers=stack.auth("admin-la1"))
-        if pupil in {row["pupil_id"] for row in r.json()}:
+        if (journey, pupil) in {(row["journey_id"], row["pupil"]) for row in r.json()}:
             break
         await asyncio.sleep(0.1)
     migrate = {"to": "code_2014", "schools": ["s3"]}
@@ -99,6 +100,6 @@ async def test_an_admin_moves_their_schools_journeys_once(stack: Stack) -> None:
     assert moved["moves"] == {"school_action -> sen_support": 1}
     again = await post(stack, "admin-la1", "/v1/migrations", migrate)
     assert again["totals"] == {"already": 1}
-    r = await stack.http.get(f"/v1/journeys/{pupil}/timeline", headers=stack.auth("senco-s3"))
+    r = await stack.http.get(f"/v1/journeys/{journey}/timeline", headers=stack.auth("senco-s3"))
     moves = [e for e in r.json() if e["actor"] == {"id": "admin-la1", "role": "admin"}]
     assert len(moves) == 1 and moves[0]["stage_after"] == "sen_support"

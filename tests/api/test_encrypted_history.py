@@ -29,20 +29,21 @@ def payload_texts(history: WorkflowHistory) -> list[bytes]:
 
 
 async def drive(stack: Stack) -> str:
+    """A journey with the pupil data in its concern and a note; returns its journey id."""
     pupil = f"x{uuid.uuid4().hex[:8]}"
-    await journey_at_action_plus(stack, pupil, concern=CONCERN)
+    journey = (await journey_at_action_plus(stack, pupil, concern=CONCERN)).journey_id
     r = await stack.http.post(
-        f"/v1/journeys/{pupil}/notes", json={"note": NOTE}, headers=stack.auth("teacher-s1")
+        f"/v1/journeys/{journey}/notes", json={"note": NOTE}, headers=stack.auth("teacher-s1")
     )
     assert r.status_code == 200, r.text
     r = await stack.http.post(  # a refusal whose reason could quote the caller's text
-        f"/v1/journeys/{pupil}/closure",
+        f"/v1/journeys/{journey}/closure",
         json={"close_reason": "needs_met", "reason": ""},
         headers=stack.auth("teacher-s1"),
     )
     assert r.status_code == 403
-    await stack.until_letters_sent(pupil)
-    return pupil
+    await stack.until_letters_sent(journey)
+    return journey
 
 
 async def test_the_raw_history_holds_no_pupil_data_and_the_keys_read_it(
@@ -50,8 +51,7 @@ async def test_the_raw_history_holds_no_pupil_data_and_the_keys_read_it(
 ) -> None:
     configure_logging("json")
     caplog.set_level(logging.DEBUG)
-    pupil = await drive(stack)
-    wf = f"pupil-{pupil}"
+    wf = await drive(stack)
 
     # Without the codec: what the server stores and an operator or the plain Web UI sees.
     raw = await stack.env.client.get_workflow_handle(wf).fetch_history()
@@ -84,8 +84,8 @@ async def test_the_raw_history_holds_no_pupil_data_and_the_keys_read_it(
 
 
 async def test_the_codec_server_decodes_for_auditors_only(stack: Stack) -> None:
-    pupil = await drive(stack)
-    raw = await stack.env.client.get_workflow_handle(f"pupil-{pupil}").fetch_history()
+    journey = await drive(stack)
+    raw = await stack.env.client.get_workflow_handle(journey).fetch_history()
     started = raw.events[0].workflow_execution_started_event_attributes.input.payloads[0]
     body = {
         "payloads": [
