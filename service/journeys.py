@@ -100,11 +100,28 @@ async def start(
     await _reserve(svc, client, journey_id, school, reference)
     try:
         state = await temporal.start(client, svc.settings, cmd, journey_id)
-    except BaseException:
+    except Refused:  # refused before Temporal was asked: the reference is free again
         await asyncio.to_thread(identity.release, svc.factory, journey_id)
+        raise
+    except Exception:
+        await _settle_failed_start(svc, client, journey_id)
         raise
     await asyncio.to_thread(identity.confirm, svc.factory, journey_id)
     return Opened(journey_id, state)
+
+
+async def _settle_failed_start(svc: Services, client: Client, journey_id: str) -> None:
+    """The start failed on the way to or from Temporal, so it may or may not have begun: keep
+    the row if the journey exists, free the reference if Temporal says it does not, and leave
+    the row ``starting`` when Temporal cannot say (the next start reconciles it)."""
+    try:
+        exists = await _running(client, journey_id) is not None
+    except Exception:
+        return
+    if exists:
+        await asyncio.to_thread(identity.confirm, svc.factory, journey_id)
+    else:
+        await asyncio.to_thread(identity.release, svc.factory, journey_id)
 
 
 def with_date_of_birth(
@@ -145,8 +162,11 @@ async def _reserve(
                 continue  # it closed as we looked: try again
             running = await _running(client, held.journey_id)
             if running is None and held.status == identity.STARTING:
-                if now - held.created_at < STALE_START:
-                    raise _already_open(reference) from None  # another start is under way
+                if now - held.created_at < STALE_START:  # another start may be under way
+                    raise Refused(
+                        f"a journey for pupil {reference} is being started; if that start "
+                        "failed, try again in a few minutes"
+                    ) from None
                 await asyncio.to_thread(identity.release, svc.factory, held.journey_id)
             elif running:
                 if held.status == identity.STARTING:  # its start succeeded; the row says so now
