@@ -92,12 +92,12 @@ class Session:
         self.base_url = base_url
         self.token = token
 
-    def _call(self, method: str, path: str, **kw: Any) -> Any:
+    def _call(self, method: str, path: str, timeout: float | None = 60.0, **kw: Any) -> Any:
         if not self.token:
             raise NotSignedIn("not signed in: run `senflow login` (or set SENFLOW_TOKEN)")
         headers = {"Authorization": f"Bearer {self.token}"}
         try:
-            with httpx.Client(base_url=self.base_url, timeout=60.0) as http:
+            with httpx.Client(base_url=self.base_url, timeout=timeout) as http:
                 response = http.request(method, f"/v1{path}", headers=headers, **kw)
         except httpx.TransportError as err:
             raise Unreachable(f"the senflow API is unreachable at {self.base_url}: {err}") from None
@@ -107,8 +107,8 @@ class Session:
         clean = {k: v for k, v in params.items() if v is not None}
         return self._call("GET", path, params=clean)
 
-    def post(self, path: str, body: Body | None = None) -> Any:
-        return self._call("POST", path, json=body or {})
+    def post(self, path: str, body: Body | None = None, timeout: float | None = 60.0) -> Any:
+        return self._call("POST", path, timeout=timeout, json=body or {})
 
     def journey_id(self, args: argparse.Namespace) -> str:
         """The journey the command means: --journey, or the pupil reference (and --school)."""
@@ -545,8 +545,9 @@ def run_migrate(args: argparse.Namespace, api: Session) -> int:
         "local_authority_id": args.la,
         "reason": args.reason,
         "dry_run": args.dry_run,
+        "concurrency": args.concurrency,
     }
-    report = api.post("/migrations", body)
+    report = api.post("/migrations", body, timeout=None)  # a school's journeys, one by one
     if args.json:
         output.out(json.dumps(report, indent=2))
     else:
@@ -752,6 +753,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--la", default="", help="the local authority continuing statutory assessments")
     p.add_argument("--reason", default="the SEN Code of Practice 2014 is in force")
     p.add_argument("--dry-run", action="store_true", help="say what would move; change nothing")
+    p.add_argument("--concurrency", type=int, default=8, help="journeys moved at once (1-32)")
 
     p = client("users", "admin: the users of your settings and their tokens", run_users, False)
     p.add_argument("action", choices=["add", "list", "revoke", "token"])

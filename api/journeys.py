@@ -94,8 +94,8 @@ def router() -> APIRouter:
     ) -> Any:
         """A setting's pupil: its open journey (else its latest). Name the setting when you
         act for several."""
-        journey_id = await journeys.locate(svc, principal, reference, school)
-        return view(journey_id, await journeys.show(svc, principal, journey_id))
+        found = await journeys.find(svc, principal, reference, school)
+        return view(found.journey_id, found.state)
 
     @r.get("/pupils/{reference}/journey", response_model=s.JourneyRef, tags=["journeys"])
     async def find_id(

@@ -8,6 +8,7 @@ import json
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+import structlog
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from sqlalchemy import select
@@ -26,6 +27,7 @@ from service.journeys import actor_of
 from service.reports import Report, report
 
 SettingId = Annotated[str, Query(pattern=OPAQUE_ID.pattern, max_length=64)]
+log = structlog.get_logger("senflow.api")
 
 
 def router() -> APIRouter:
@@ -127,6 +129,19 @@ def router() -> APIRouter:
         require(principal, Permission.MIGRATE)
         for school in body.schools:
             require(principal, Permission.MIGRATE, school)
+
+        def progress(o: migration.Outcome) -> None:
+            # one line a journey, so an operator can follow a long run (no reasons: they
+            # may quote what a person typed)
+            log.info(
+                "migration_outcome",
+                school=o.school_id,
+                result=o.result,
+                stage_before=o.stage_before,
+                stage_after=o.stage_after,
+                by=principal.actor_id,
+            )
+
         result = await migration.migrate(
             await svc.client(),
             actor_of(principal),
@@ -134,6 +149,8 @@ def router() -> APIRouter:
             schools=body.schools or sorted(principal.schools),
             local_authority_id=body.local_authority_id,
             dry_run=body.dry_run,
+            concurrency=body.concurrency,
+            progress=progress,
         )
         return s.MigrationResult(
             dry_run=result.dry_run,

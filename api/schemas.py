@@ -305,6 +305,9 @@ class MigrationRequest(Body):
     )
     reason: Text = "the SEN Code of Practice 2014 is in force"
     dry_run: bool = False
+    concurrency: Annotated[int, Field(ge=1, le=32)] = Field(
+        default=8, description="journeys moved at once"
+    )
 
 
 class MigrationOutcome(Body):

@@ -211,12 +211,12 @@ async def locate(
 ) -> str:
     """The journey id a setting's pupil reference means, for this caller. A caller with
     several settings names the setting; another setting's pupil is simply not found."""
-    require(principal, Permission.READ_JOURNEY)  # the role first, as ``reach`` asks it
-    check_opaque_id(reference, "pupil reference")
-    if principal.role is Role.PARENT:  # a reply code reaches its one journey, found by id
-        raise NotFound("no such journey")
-    if principal.role is Role.SPECIALIST:
+    if principal.role is Role.SPECIALIST:  # the role first, as ``reach`` asks it
+        require(principal, Permission.COMPLETE_REFERRAL)
+        check_opaque_id(reference, "pupil reference")
         return await _referred(svc, principal, reference, school)
+    require(principal, Permission.READ_JOURNEY)
+    check_opaque_id(reference, "pupil reference")
     if school is None:
         if len(principal.schools) != 1:
             raise Refused(
@@ -300,6 +300,15 @@ async def reach(
 async def show(svc: Services, principal: Principal, journey_id: str) -> JourneyState:
     await reach(svc, principal, journey_id, Permission.READ_JOURNEY)
     return await temporal.state(await svc.client(), journey_id)
+
+
+async def find(
+    svc: Services, principal: Principal, reference: str, school: str | None = None
+) -> Opened:
+    """A setting's pupil as the caller may read it: its journey id and where it stands."""
+    require(principal, Permission.READ_JOURNEY)  # the role first: no lookup for a reader's page
+    journey_id = await locate(svc, principal, reference, school)
+    return Opened(journey_id, await show(svc, principal, journey_id))
 
 
 async def timeline(svc: Services, principal: Principal, journey_id: str) -> list[TimelineEntry]:

@@ -47,6 +47,12 @@ def matrix() -> list[Row]:
         # admin-la1 acts for s1 and s3: without ?school the rules ask which (409)
         ("GET", "/v1/pupils/{reference}", None, S1_READERS, S2_READERS),
         ("GET", "/v1/pupils/{reference}?school=s1", None, S1_READERS, S2_READERS),
+        # only the journey id: a specialist finds the pupils referred to them (naming the
+        # setting, else the rules ask which: 409), and nothing else
+        ("GET", "/v1/pupils/{reference}/journey", None, S1_READERS | {"ep-1", "ep-2"},
+         S2_READERS),
+        ("GET", "/v1/pupils/{reference}/journey?school=s1", None, S1_READERS | {"ep-1"},
+         S2_READERS | {"ep-2"}),
         ("GET", act, None, S1_READERS, S2_READERS),
         ("GET", f"{act}/timeline", None, S1_READERS, S2_READERS),
         ("POST", f"{act}/school-action", {"triggers": [], "iep": IEP}, SENCO, {"senco-s2"}),

@@ -1,5 +1,6 @@
 """Moving a mixed population of running 2001 journeys to the 2014 Code on the dev server:
-a dry run, a run killed half-way (SIGKILL of the CLI), the resumed run, then a run that
+a dry run, a run killed half-way (SIGKILL of the API process running it for the admin's
+`senflow migrate`), the resumed run, then a run that
 changes nothing. Every journey lands in the right place, with one decision by the admin and
 one letter per parent."""
 
@@ -11,10 +12,13 @@ import signal
 import subprocess
 import sys
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 from sqlalchemy.orm import Session
 
+from access import store
 from domain.model import Actor, EntryKind, JourneyState, Role, SenType, Stage
 from journeys import (
     PARENTS,
@@ -25,9 +29,10 @@ from journeys import (
     until_delivered,
 )
 from records import reports
-from records.db import make_engine
+from records.db import make_engine, sessions
 from reform import migration
 from service import temporal
+from smtp_sink import free_port
 from workflows.pupil_journey import workflow_id
 
 ADMIN = Actor("admin-1", Role.ADMIN)
@@ -38,6 +43,19 @@ EXPECTED = {
     "ap": ("sen_support", "code_2014"),
     "sas": ("ehc_needs_assessment", "code_2014"),
 }
+
+
+async def serving(url: str, api: subprocess.Popen[bytes]) -> None:
+    for _ in range(300):
+        assert api.poll() is None, "the API exited before it served"
+        try:
+            async with httpx.AsyncClient() as http:
+                if (await http.get(f"{url}/healthz")).status_code == 200:
+                    return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.2)
+    raise AssertionError("the API did not serve")
 
 
 async def population(dev, schools: list[str]) -> dict[str, str]:  # type: ignore[no-untyped-def]
@@ -124,27 +142,50 @@ async def test_a_mixed_population_moves_once_even_when_killed_half_way(dev) -> N
     }
     assert all(s.policy.name == "code_2001" for s in (await states(client, pupils)).values())
 
-    # 2. The CLI, one journey at a time, killed after three moves.
+    # 2. The admin's `senflow migrate`, one journey at a time, run by the API, which is
+    # killed after three moves (the process doing the work, as a crash would).
     target = client.service_client.config.target_host
-    env = {**os.environ, "TEMPORAL_ADDRESS": target, "SENFLOW_LOG_FORMAT": "json"}
+    with sessions(make_engine(dev.settings.database_url)).begin() as session:
+        token = store.add_user(session, ADMIN.id, Role.ADMIN, schools, datetime.now(UTC))
+    port = free_port()
+    env = {
+        **os.environ,
+        "TEMPORAL_ADDRESS": target,
+        "SENFLOW_LOG_FORMAT": "json",
+        "SENFLOW_DATABASE_URL": dev.settings.database_url,
+        "SENFLOW_API_URL": f"http://127.0.0.1:{port}",
+        "SENFLOW_TOKEN": token,
+    }
+    api = subprocess.Popen(
+        [SENFLOW, "api", "--port", str(port)],
+        env=env,
+        stderr=subprocess.STDOUT,
+        stdout=subprocess.PIPE,
+    )
     args = [SENFLOW, "migrate", "--to", "code_2014", "--la", "la-7", "--concurrency", "1"]
     args += [a for s in schools for a in ("--school", s)]
-    args += ["--actor", ADMIN.id, "--role", "admin"]
-    cli = subprocess.Popen(args, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    cli = None
     moved_lines = 0
     try:
-        assert cli.stderr is not None
+        assert api.stdout is not None
+        await serving(f"http://127.0.0.1:{port}", api)
+        cli = subprocess.Popen(args, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
         while moved_lines < 3:
-            line = await asyncio.to_thread(cli.stderr.readline)
-            assert line, "the migration ended before it was killed"
-            moved_lines += b": moved " in line
-        os.kill(cli.pid, signal.SIGKILL)
+            line = await asyncio.to_thread(api.stdout.readline)
+            assert line, "the API ended before it was killed"
+            assert cli.poll() is None, "the migration ended before it was killed"
+            moved_lines += b'"migration_outcome"' in line and b'"result": "moved"' in line
+        os.kill(api.pid, signal.SIGKILL)
+        assert cli.wait(timeout=60) == 3  # the CLI says the API is gone, not a traceback
     finally:
-        if cli.poll() is None:
-            cli.kill()
-        cli.wait(timeout=30)
-        if cli.stderr is not None:
-            cli.stderr.close()
+        for proc in (api, cli):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+            if proc is not None:
+                proc.wait(timeout=30)
+        for stream in (api.stdout, cli.stderr if cli else None):
+            if stream is not None:
+                stream.close()
     half = await states(client, pupils)
     done = sorted(p for p, s in half.items() if s.policy.name == "code_2014")
     assert 3 <= len(done) < len(pupils), done
