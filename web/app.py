@@ -818,7 +818,7 @@ def _done_words(done: str) -> str:
     if done == "assessment":
         return "Your assessment has been sent to the school."
     form = FORMS.get(done)
-    return f"Done: {form.title.lower()}." if form else ""
+    return f"Saved: {form.title.lower()}." if form else ""
 
 
 def _review_row(e: Entry) -> list[dict[str, Any]]:
@@ -1068,7 +1068,7 @@ async def _answer_page(
         thanks=thanks is not None,
         answered_words=words.REPLIES.get(answered or "", ""),
         stage_words=words.stage(view.stage_label),
-        deadline=when(view.deadline),
+        deadline=day(view.deadline.astimezone(LONDON_TZ)),  # letters give the day
         field_list=[
             Field(
                 "reply",
