@@ -4,13 +4,28 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test install lint demo histories diagram clean soak
+.PHONY: run test install lint demo histories diagram clean soak web-assets
 
-$(STAMP): pyproject.toml
+# The web pages' assets come from npm (package-lock.json pins them): GOV.UK Frontend compiled
+# with our own font stack, Swagger UI for /docs, axe-core for the browser tests. The browser
+# tests drive Debian's chromium (never a downloaded browser build).
+WEB_BUILD := web/static/build
+$(STAMP): pyproject.toml package.json package-lock.json web/assets/senflow.scss
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	$(MAKE) --no-print-directory web-assets
+	command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
 	touch $(STAMP)
+
+web-assets:
+	mkdir -p $(WEB_BUILD)/govuk $(WEB_BUILD)/swagger-ui
+	node_modules/.bin/sass --no-source-map --quiet-deps --load-path=node_modules \
+		web/assets/senflow.scss $(WEB_BUILD)/senflow.css
+	cp node_modules/govuk-frontend/dist/govuk/govuk-frontend.min.js $(WEB_BUILD)/govuk/
+	cp node_modules/swagger-ui-dist/swagger-ui-bundle.js node_modules/swagger-ui-dist/swagger-ui.css \
+		node_modules/swagger-ui-dist/favicon-32x32.png $(WEB_BUILD)/swagger-ui/
 
 install: $(STAMP)
 
@@ -57,4 +72,4 @@ histories: $(STAMP)
 	$(BIN)/python scripts/record_histories.py $(V)
 
 clean:
-	rm -rf $(VENV) .senflow .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) node_modules $(WEB_BUILD) .senflow .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -49,6 +49,10 @@ class Settings:
     api_port: int = 8000
     #: Where people reach the API (printed in letters); defaults to http://api_host:api_port.
     api_url: str = ""
+    #: Where people open the web pages: the base of emailed sign-in links and of the link in
+    #: each consultation letter (SENFLOW_WEB_URL); defaults to the API's address, which serves
+    #: the pages too.
+    web_url: str = ""
     #: Browser origins allowed to call the codec endpoints (the Temporal Web UI's).
     ui_origins: tuple[str, ...] = ("http://localhost:8233", "http://127.0.0.1:8233")
 
@@ -58,6 +62,10 @@ class Settings:
     @property
     def public_api_url(self) -> str:
         return self.api_url or f"http://{self.api_host}:{self.api_port}"
+
+    @property
+    def public_web_url(self) -> str:
+        return self.web_url or self.public_api_url
 
     #: The Code a new journey follows unless its start says otherwise (code_2001, code_2014).
     policy: str = "code_2001"
@@ -103,6 +111,7 @@ class Settings:
             api_host=env.get("SENFLOW_API_HOST", cls.api_host),
             api_port=int(env.get("SENFLOW_API_PORT", str(cls.api_port))),
             api_url=env.get("SENFLOW_API_URL", cls.api_url).rstrip("/"),
+            web_url=env.get("SENFLOW_WEB_URL", cls.web_url).rstrip("/"),
             ui_origins=tuple(
                 o.strip().rstrip("/")
                 for o in env.get("SENFLOW_UI_ORIGINS", ",".join(cls.ui_origins)).split(",")

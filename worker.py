@@ -212,7 +212,7 @@ def build_worker(
     recorder = Recorder(sessions(engine))
     smtp = SmtpMailer(settings.smtp) if settings.smtp is not None else None
     reply_codes = (
-        ReplyCodes(sessions(engine), settings.token_secret, settings.public_api_url)
+        ReplyCodes(sessions(engine), settings.token_secret, settings.public_web_url)
         if settings.token_secret is not None
         else None
     )

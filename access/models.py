@@ -81,3 +81,47 @@ class JourneyRef(AccessBase):
             postgresql_where=text("status != 'closed'"),
         ),
     )
+
+
+class SignInLink(AccessBase):
+    """A one-time sign-in link emailed to a user. Only a hash of its secret is kept; it works
+    once, for minutes."""
+
+    __tablename__ = "web_sign_in_links"
+    link_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(
+        Id, ForeignKey("api_users.user_id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class WebSession(AccessBase):
+    """A signed-in browser: the cookie holds a secret, this row its hash. A user's session
+    ends when the user is revoked (checked on every request); a parent's when their letter's
+    code is revoked or expires."""
+
+    __tablename__ = "web_sessions"
+    session_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: A staff user's id; None for a parent (who signs in with a letter's code).
+    user_id: Mapped[str | None] = mapped_column(
+        Id, ForeignKey("api_users.user_id", ondelete="CASCADE"), index=True
+    )
+    #: A parent's session: the reply code's token row (its revocation ends the session).
+    token_id: Mapped[str | None] = mapped_column(String(16))
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class FormUse(AccessBase):
+    """Each rendered form carries a key; the first submission claims it, so a form sent twice
+    (a double click, a resend) acts once."""
+
+    __tablename__ = "web_form_uses"
+    form_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    session_hash: Mapped[str] = mapped_column(String(64))
+    used_at: Mapped[datetime] = mapped_column(UtcDateTime())

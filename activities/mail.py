@@ -125,3 +125,17 @@ class SmtpMailer:
                 pass  # accepted is accepted; a failed goodbye must not cause a resend
             except OSError:
                 pass
+
+
+async def deliver(msg: Message, smtp: SmtpSettings | None, outbox: Path, name: str) -> str:
+    """Send one message now, outside any journey (a sign-in link): by SMTP when configured,
+    else as ``outbox/name`` (written whole, so a reader never sees half a message).
+    Returns the channel."""
+    if smtp is not None:
+        await SmtpMailer(smtp).send(msg)
+        return "smtp"
+    outbox.mkdir(parents=True, exist_ok=True)
+    tmp = outbox / f".{name}.tmp"
+    tmp.write_bytes(msg.as_bytes())
+    tmp.replace(outbox / name)
+    return "outbox"

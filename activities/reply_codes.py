@@ -22,13 +22,14 @@ ASKING = ("consultation", "consultation_reminder")
 
 
 class ReplyCodes:
-    def __init__(self, factory: sessionmaker[Session], secret: bytes, api_url: str) -> None:
+    def __init__(self, factory: sessionmaker[Session], secret: bytes, web_url: str) -> None:
         self.factory = factory
         self.secret = secret
-        self.api_url = api_url.rstrip("/")
+        self.web_url = web_url.rstrip("/")
 
     def add_to(self, workflow_id: str, notice: Notice) -> Notice:
-        """The notice with ``reply_code``/``reply_url`` facts when it asks a parent to reply."""
+        """The notice with ``reply_code``, ``reply_url`` and ``reply_link`` facts when it asks a
+        parent to reply."""
         facts = notice.facts
         if notice.kind not in ASKING or notice.recipient_role is not Role.PARENT:
             return notice
@@ -43,9 +44,15 @@ class ReplyCodes:
             parent_id=notice.recipient_id,
             expires_at=expiry(str(facts["reply_by"])),
         )
-        return dataclasses.replace(
-            notice, facts={**facts, "reply_code": code, "reply_url": f"{self.api_url}/reply"}
-        )
+        # The link carries the code in its fragment: a browser never sends a fragment to a
+        # server, so it stays out of access logs and Referer headers; the page posts it.
+        facts = {
+            **facts,
+            "reply_code": code,
+            "reply_url": f"{self.web_url}/reply",
+            "reply_link": f"{self.web_url}/consultation#code={code}",
+        }
+        return dataclasses.replace(notice, facts=facts)
 
 
 def expiry(reply_by: str) -> datetime:

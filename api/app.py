@@ -17,7 +17,8 @@ import structlog
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError
@@ -41,7 +42,10 @@ def create_app(
     settings: Settings,
     client: Client | None = None,
     factory: sessionmaker[Session] | None = None,
+    docs_assets: str | None = None,
 ) -> FastAPI:
+    """``docs_assets``: where Swagger UI's files are served (the web app serves them from
+    npm's swagger-ui-dist), so /docs works offline; None: FastAPI's default (a CDN)."""
     services = Services(settings, client, factory)
 
     @asynccontextmanager
@@ -55,8 +59,11 @@ def create_app(
         "needs `Authorization: Bearer <token>` (`senflow users add`; parents: the reply code "
         "in their consultation letter).",
         lifespan=lifespan,
+        docs_url=None if docs_assets else "/docs",
     )
     app.state.services = services
+    if docs_assets:
+        _local_docs(app, docs_assets)
     app.add_middleware(
         CORSMiddleware,  # the Temporal Web UI calls the codec endpoints from its own origin
         allow_origins=list(settings.ui_origins),
@@ -76,6 +83,18 @@ def create_app(
     app.include_router(codec_router(services))
     app.include_router(pages_router(services))
     return app
+
+
+def _local_docs(app: FastAPI, assets: str) -> None:
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title="senflow API",
+            swagger_js_url=f"{assets}/swagger-ui-bundle.js",
+            swagger_css_url=f"{assets}/swagger-ui.css",
+            swagger_favicon_url=f"{assets}/favicon-32x32.png",
+        )
 
 
 # -- errors and logging -----------------------------------------------------------------------

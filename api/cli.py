@@ -1,5 +1,5 @@
 """Operator commands beside the API: `senflow users-bootstrap` (the first admin),
-`senflow keys new`, `senflow api`."""
+`senflow keys new`, `senflow api` (the API and the web pages)."""
 
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 def serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from api.app import create_app
+    from server import create_app  # the API and the web pages, side by side
 
     app = create_app(settings)
     # No uvicorn access log: ours logs route templates and opaque ids, never query strings.

@@ -8,12 +8,15 @@ person's action is legal *now* is the journey's rule (the update's validator), n
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from temporalio.workflow import UpdateMethodMultiParam
+from transitions.core import EventData
 
-from access.policy import Permission
+from access.policy import Permission, Principal
 from domain.commands import (
     ActionResult,
     CloseInput,
@@ -35,7 +38,9 @@ from domain.commands import (
     RequestStatutoryAssessmentInput,
     StepDownInput,
 )
-from domain.model import Role
+from domain.journey import Journey
+from domain.machine import MACHINE
+from domain.model import JourneyState, Role
 from workflows.pupil_journey import PupilJourney
 
 
@@ -243,3 +248,38 @@ def named(name: str) -> Action:
 def of_update(update: Any) -> Action:
     """The row for a workflow update method."""
     return next(a for a in ACTIONS if a.update_name == update.__name__)
+
+
+#: Guards that read only the journey (the Code it follows), never the command: asking them
+#: over the state tells which of the machine's moves could ever be taken from here.
+STATE_GUARDS = ("under_2001", "under_2014")
+
+
+def offered(principal: Principal, state: JourneyState, now: datetime) -> list[Action]:
+    """The actions a front end offers this person now: their role may take them, and the
+    journey's machine has a move for them from where it stands (under the Code it follows).
+    Whether the filled-in action is legal is still the journey's to say when it is sent."""
+    journey = Journey(copy.deepcopy(state))
+    here = state.machine_state
+    available = set(MACHINE.get_triggers(here))
+    found = []
+    for action in ACTIONS:
+        name = action.update_name
+        if name not in available or not principal.may(action.permission):
+            continue
+        if action.permission is Permission.MIGRATE:
+            continue  # a whole school's move, offered on the admin's pages, not per pupil
+        moves = MACHINE.get_transitions(trigger=name, source=here)
+        event = EventData(
+            MACHINE.get_state(here), MACHINE.events[name], MACHINE, journey.rules, (), {"now": now}
+        )
+        if any(
+            all(
+                getattr(journey.rules, c.func)(event)
+                for c in move.conditions
+                if isinstance(c.func, str) and c.func in STATE_GUARDS
+            )
+            for move in moves
+        ):
+            found.append(action)
+    return found

@@ -432,3 +432,39 @@ async def respond(
     Journey(state).check_parent_reply(cmd)
     await temporal.signal(client, journey_id, PupilJourney.parent_responded, cmd)
     return cmd.reply_id
+
+
+@dataclass
+class ConsultationView:
+    """What a parent sees of the consultation their letter's code is for: what it is about,
+    when to answer by, and whether they have answered."""
+
+    journey_id: str
+    consultation_id: str
+    subject: str
+    deadline: datetime
+    open: bool
+    answered: ParentReply | None
+    stage_label: str
+
+
+async def consultation(svc: Services, principal: Principal) -> ConsultationView:
+    """The consultation a parent's code reaches (and nothing else of the journey)."""
+    require(principal, Permission.RESPOND_CONSULTATION)
+    if principal.consultation is None:
+        raise Forbidden("that is not a reply code")
+    journey_id, consultation_id = principal.consultation
+    state = await temporal.state(await svc.client(), journey_id)
+    found = next((c for c in state.consultations if c.consultation_id == consultation_id), None)
+    if found is None:
+        raise NotFound("no such consultation")
+    mine = next((r for r in found.responses if r.parent_id == principal.actor_id), None)
+    return ConsultationView(
+        journey_id=journey_id,
+        consultation_id=consultation_id,
+        subject=found.subject,
+        deadline=found.deadline,
+        open=found.status.value == "open",
+        answered=mine.reply if mine is not None else None,
+        stage_label=state.stage_label,
+    )

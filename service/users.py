@@ -10,7 +10,7 @@ from typing import Any
 import structlog
 from sqlalchemy.orm import Session, sessionmaker
 
-from access import store
+from access import sessions, store
 from access.models import ApiUser
 from access.policy import SCHOOL_ROLES, Forbidden, Permission, Principal, require
 from domain.commands import Refused
@@ -70,6 +70,8 @@ async def revoke(svc: Services, principal: Principal, user_id: str) -> int:
             return store.revoke(session, user_id, datetime.now(UTC))
 
     count = await asyncio.to_thread(write)
+    # Every request reads the user's row, so their web sessions end now anyway; mark them too.
+    await asyncio.to_thread(sessions.end_user_sessions, svc.factory, user_id, datetime.now(UTC))
     log.info("user_revoked", user=user_id, tokens=count, by=principal.actor_id)
     return count
 

@@ -27,8 +27,9 @@ PACKAGES = (
     "bench",
     "service",
     "cli",
+    "web",
 )
-MODULES = ("starter", "worker", "devserver", "settings")
+MODULES = ("starter", "worker", "devserver", "settings", "server")
 #: The CLI's own tests may drive it in-process.
 CLI_TESTS = {
     "tests/test_cli.py",
@@ -111,6 +112,21 @@ def test_the_project_has_no_import_cycle() -> None:
         if node not in state:
             visit(node)
     assert [" -> ".join(c) for c in cycles] == []
+
+
+def test_the_api_and_the_web_pages_never_import_each_other() -> None:
+    """Two adapters over one application layer: only the composition root (server.py)
+    puts them side by side."""
+    graph = _graph()
+    crossing = sorted(
+        f"{name} -> {dep}"
+        for name, deps in graph.items()
+        for dep in deps
+        if (name.startswith("api") and dep.startswith("web"))
+        or (name.startswith("web") and dep.startswith("api"))
+    )
+    assert crossing == []
+    assert "web.app" in graph["server"] and "api.app" in graph["server"]
 
 
 def test_the_graph_sees_imports_in_both_forms(tmp_path: Path) -> None:

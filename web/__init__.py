@@ -1,0 +1,1 @@
+"""The web pages for each role, over the application layer (see web/app.py)."""
