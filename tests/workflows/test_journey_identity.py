@@ -5,9 +5,9 @@ started under its legacy `pupil-<reference>` id is still found and still holds i
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
-from conftest import Running
 from sqlalchemy import select
 
 from access.models import JourneyRef
@@ -27,7 +27,7 @@ SENCO = Principal("senco-1", Role.SENCO, frozenset({"school-1"}), "t-senco")
 OTHER = Principal("senco-9", Role.SENCO, frozenset({"school-9"}), "t-other")
 
 
-def services(ts: Running) -> Services:
+def services(ts: Any) -> Services:
     migrate(make_engine(ts.settings.database_url))
     return Services(ts.settings, ts.client)
 
@@ -51,7 +51,7 @@ def rows(svc: Services, reference: str) -> list[tuple[str, str]]:
 
 
 async def test_an_open_reference_refuses_a_second_start_and_a_closed_one_frees_it(
-    ts: Running,
+    ts: Any,
 ) -> None:
     svc = services(ts)
     first = await start(svc, "p-close")
@@ -77,7 +77,7 @@ async def test_an_open_reference_refuses_a_second_start_and_a_closed_one_frees_i
 
 
 async def test_a_start_that_never_reached_temporal_frees_its_reference_after_a_while(
-    ts: Running,
+    ts: Any,
 ) -> None:
     svc = services(ts)
     crashed = temporal.new_journey_id()
@@ -92,7 +92,7 @@ async def test_a_start_that_never_reached_temporal_frees_its_reference_after_a_w
     assert rows(svc, "p-crash") == [(opened.journey_id, "open")]
 
 
-async def test_a_start_refused_by_the_rules_leaves_the_reference_free(ts: Running) -> None:
+async def test_a_start_refused_by_the_rules_leaves_the_reference_free(ts: Any) -> None:
     svc = services(ts)
     with pytest.raises(Refused, match="describe the concern"):
         await journeys.start(
@@ -108,7 +108,7 @@ async def test_a_start_refused_by_the_rules_leaves_the_reference_free(ts: Runnin
 
 
 async def test_a_journey_started_under_its_legacy_id_is_found_and_holds_its_reference(
-    ts: Running,
+    ts: Any,
 ) -> None:
     svc = services(ts)
     legacy = workflow_id("p-legacy")
